@@ -1,0 +1,51 @@
+#pragma once
+// The backend interface: a backend owns the weights it computes with (mapped or uploaded) and a KV cache of
+// n_seq_max independent sequence slots, and runs the model on a batch of tokens. CPU and CUDA implement it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace minnow {
+
+class LlamaModel;  // src/model/llama_model.h: hyperparameters + weight tensors (views into the GGUF mapping)
+
+struct BackendOptions {
+  int n_ctx = 4096;      // KV-cache positions per sequence slot
+  int n_seq_max = 1;     // number of independent sequence slots (server: --parallel)
+  int n_threads = 0;     // CPU threads; 0 = all cores
+  std::string dump_dir;  // if set (CPU), every named intermediate activation is written here as .npy
+};
+
+// One forward pass over n tokens, possibly from several sequences (continuous batching).
+struct Batch {
+  std::vector<int32_t> tokens;       // [n]
+  std::vector<int32_t> pos;          // [n] position of each token within its sequence
+  std::vector<int32_t> seq;          // [n] sequence slot, 0 <= seq < n_seq_max
+  std::vector<uint8_t> want_logits;  // [n] 1 = return this token's logits
+  size_t size() const { return tokens.size(); }
+  void add(int32_t token, int32_t p, int32_t s, bool logits) {
+    tokens.push_back(token);
+    pos.push_back(p);
+    seq.push_back(s);
+    want_logits.push_back(logits ? 1 : 0);
+  }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu", "cuda"
+  // Appends to `logits` one row of n_vocab floats per token with want_logits set, in batch order.
+  // Tokens of one sequence must come in increasing position order; a token at position p attends to
+  // that sequence's cache positions [0, p]. Results for a sequence never depend on the other sequences
+  // in the batch (batch invariance).
+  virtual void forward(const Batch& batch, std::vector<float>& logits) = 0;
+  virtual void seq_clear(int seq) = 0;  // forget a slot's cache (positions restart at 0)
+  virtual size_t kv_cache_bytes() const = 0;
+  virtual size_t weight_bytes() const = 0;  // bytes of weights this backend reads per token
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt);
+
+}  // namespace minnow
