@@ -35,6 +35,9 @@ class GgufValue {
   size_t array_size() const;
   const GgufValue& at(size_t i) const;  // element i (bounds-checked)
   std::string display(size_t max_items = 8) const;  // short human-readable rendering for `info`
+  // Numeric/bool arrays only: the elements' raw little-endian bytes in the mapping (possibly unaligned;
+  // read with memcpy), array_size() elements of the array_type()'s size. nullptr for other values.
+  const uint8_t* array_raw() const { return raw_; }
 
   // Construction is for the parser (and writer tests).
   GgufValueType type_ = GgufValueType::UINT8;
@@ -42,8 +45,10 @@ class GgufValue {
   double f_ = 0;      // floats
   std::string_view s_;
   GgufValueType elem_type_ = GgufValueType::UINT8;
-  std::vector<GgufValue> items_;
+  std::vector<GgufValue> items_;  // [array_size()] elements of an array
+  const uint8_t* raw_ = nullptr;  // see array_raw()
 };
+size_t gguf_type_size(GgufValueType t);  // bytes of a fixed-size scalar type; 0 for STRING / ARRAY
 
 struct GgufTensorInfo {
   std::string name;
@@ -60,6 +65,8 @@ class GgufFile {
  public:
   // Opens, maps and validates the whole header and tensor directory. Throws Error on any problem.
   static std::unique_ptr<GgufFile> open(const std::string& path);
+  // Same checks on a file image held in memory (fuzzing, tests); name is used in error messages.
+  static std::unique_ptr<GgufFile> open_memory(std::vector<uint8_t> bytes, const std::string& name = "<memory>");
   ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
@@ -69,6 +76,7 @@ class GgufFile {
   const std::string& path() const { return path_; }
   size_t file_size() const { return size_; }
   const uint8_t* data_section() const { return data_section_; }
+  size_t data_offset() const { return static_cast<size_t>(data_section_ - map_); }  // in the file
 
   // Metadata, in file order.
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }
@@ -91,8 +99,10 @@ class GgufFile {
   std::string path_;
   uint32_t version_ = 0;
   size_t alignment_ = 32;
-  const uint8_t* map_ = nullptr;
+  const uint8_t* map_ = nullptr;  // [size_] bytes: the mapping, or owned_.data()
   size_t size_ = 0;
+  bool mapped_ = false;           // map_ must be munmap'ed
+  std::vector<uint8_t> owned_;    // [size_] file image for open_memory
   const uint8_t* data_section_ = nullptr;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<GgufTensorInfo> tensors_;
