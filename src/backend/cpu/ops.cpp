@@ -1,0 +1,91 @@
+#include "backend/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "quant/quant_ref.h"
+
+namespace minnow {
+
+void rmsnorm_row(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, float* cs) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double theta =
+        static_cast<double>(pos) * freq_scale * std::pow(freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    cs[2 * i] = static_cast<float>(std::cos(theta));
+    cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+  }
+}
+
+void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, RopeMode mode) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const int64_t a = mode == RopeMode::Normal ? 2 * i : i;
+      const int64_t b = mode == RopeMode::Normal ? 2 * i + 1 : i + half;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void softmax_row(float* x, int64_t n) {
+  if (n <= 0) return;
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+const float* f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t i = 0; i < 65536; ++i) t[i] = fp16_to_fp32(static_cast<uint16_t>(i));
+    return t;
+  }();
+  return table.data();
+}
+
+float f16_to_f32_fast(uint16_t h) { return f16_table()[h]; }
+
+void attention_head(const float* q, const uint16_t* K, const uint16_t* V, int64_t n_kv, int64_t head_dim,
+                    int64_t kv_stride, float scale, float* scores, float* out) {
+  const float* t = f16_table();
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const uint16_t* k = K + j * kv_stride;
+    float acc = 0;
+    for (int64_t d = 0; d < head_dim; ++d) acc += q[d] * t[k[d]];
+    scores[j] = acc * scale;
+  }
+  softmax_row(scores, n_kv);
+  for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const uint16_t* v = V + j * kv_stride;
+    const float p = scores[j];
+    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * t[v[d]];
+  }
+}
+
+}  // namespace minnow

@@ -1,0 +1,63 @@
+#pragma once
+// A Llama-family model: hyperparameters plus views of its weight tensors inside the GGUF mapping.
+// Weights are never copied; the LlamaModel owns the GgufFile so the views stay valid while it lives.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/llama_params.h"
+#include "quant/ggml_type.h"
+
+namespace minnow {
+
+class GgufFile;
+
+// A 1-D or 2-D tensor in the mapping. ne[0] is the contiguous (input) dimension, ne[1] the rows.
+struct WeightView {
+  std::string name;
+  const uint8_t* data = nullptr;  // into the GGUF mapping
+  GgmlType type = GgmlType::F32;
+  int64_t ne[2] = {1, 1};         // [ne0 = row length, ne1 = rows]
+  size_t nbytes = 0;
+  size_t row_stride() const;      // bytes per row
+  const float* f32() const { return reinterpret_cast<const float*>(data); }  // only for F32 tensors
+};
+
+struct LlamaLayer {
+  WeightView attn_norm;    // [n_embd] F32
+  WeightView attn_q;       // [n_embd, n_head * head_dim]
+  WeightView attn_k;       // [n_embd, n_head_kv * head_dim]
+  WeightView attn_v;       // [n_embd, n_head_kv * head_dim]
+  WeightView attn_output;  // [n_head * head_dim, n_embd]
+  WeightView ffn_norm;     // [n_embd] F32
+  WeightView ffn_gate;     // [n_embd, n_ff]
+  WeightView ffn_up;       // [n_embd, n_ff]
+  WeightView ffn_down;     // [n_ff, n_embd]
+};
+
+class LlamaModel {
+ public:
+  // Opens and maps the file, reads the hyperparameters and checks every tensor's shape and type.
+  static std::unique_ptr<LlamaModel> load(const std::string& path);
+  static std::unique_ptr<LlamaModel> from_gguf(std::unique_ptr<GgufFile> file);
+  ~LlamaModel();
+
+  const LlamaParams& params() const { return params_; }
+  const GgufFile& gguf() const { return *file_; }
+
+  WeightView token_embd;            // [n_embd, n_vocab]
+  std::vector<LlamaLayer> layers;   // [n_layer]
+  WeightView output_norm;           // [n_embd] F32
+  WeightView output;                // [n_embd, n_vocab] (token_embd when the file has no output.weight)
+  bool output_tied = false;
+
+  size_t weight_bytes() const;      // bytes of weights read per generated token
+
+ private:
+  LlamaModel() = default;
+  std::unique_ptr<GgufFile> file_;
+  LlamaParams params_;
+};
+
+}  // namespace minnow

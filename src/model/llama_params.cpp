@@ -1,0 +1,104 @@
+#include "model/llama_params.h"
+
+#include <cmath>
+#include <limits>
+
+#include "common/error.h"
+#include "gguf/gguf_file.h"
+
+namespace minnow {
+
+namespace {
+
+// Architectures whose GGUF layout and forward pass are exactly llama's.
+bool is_llama_like(const std::string& arch) { return arch == "llama"; }
+
+int64_t positive(const std::string& key, int64_t v) {
+  if (v <= 0 || v > (int64_t{1} << 31)) throw Error("metadata " + key + " = " + std::to_string(v) + " is out of range");
+  return v;
+}
+
+}  // namespace
+
+LlamaParams LlamaParams::from_gguf(const GgufFile& f) {
+  LlamaParams p;
+  auto arch = f.get_string("general.architecture");
+  if (!arch) throw Error("missing metadata key general.architecture");
+  p.arch = std::string(*arch);
+  if (!is_llama_like(p.arch)) throw Error("unsupported architecture '" + p.arch + "' (supported: llama)");
+  const std::string pre = p.arch + ".";
+  auto req_int = [&](const std::string& k) { return positive(pre + k, f.require_int(pre + k)); };
+  auto opt_int = [&](const std::string& k, int64_t dflt) {
+    auto v = f.get_int(pre + k);
+    return v ? positive(pre + k, *v) : dflt;
+  };
+
+  p.n_layer = req_int("block_count");
+  p.n_embd = req_int("embedding_length");
+  p.n_head = req_int("attention.head_count");
+  p.n_head_kv = opt_int("attention.head_count_kv", p.n_head);
+  p.n_ff = req_int("feed_forward_length");
+  p.n_ctx_train = req_int("context_length");
+  if (p.n_head % p.n_head_kv != 0)
+    throw Error("attention.head_count (" + std::to_string(p.n_head) + ") is not a multiple of head_count_kv (" +
+                std::to_string(p.n_head_kv) + ")");
+  const bool has_k = f.find(pre + "attention.key_length") != nullptr;
+  const bool has_v = f.find(pre + "attention.value_length") != nullptr;
+  if ((!has_k || !has_v) && p.n_embd % p.n_head != 0)
+    throw Error("embedding_length is not a multiple of attention.head_count");
+  p.head_dim_k = opt_int("attention.key_length", p.n_embd / p.n_head);
+  p.head_dim_v = opt_int("attention.value_length", p.n_embd / p.n_head);
+  if (p.head_dim_k != p.head_dim_v)
+    throw Error("attention.key_length != attention.value_length is not supported for llama");
+  p.n_rot = opt_int("rope.dimension_count", p.head_dim_k);
+  if (p.n_rot > p.head_dim_k || p.n_rot % 2 != 0)
+    throw Error("rope.dimension_count (" + std::to_string(p.n_rot) + ") must be even and <= the head size (" +
+                std::to_string(p.head_dim_k) + ")");
+
+  p.rope_freq_base = f.get_float(pre + "rope.freq_base").value_or(10000.0);
+  if (!(p.rope_freq_base > 0) || !std::isfinite(p.rope_freq_base))
+    throw Error("metadata " + pre + "rope.freq_base must be a positive number");
+
+  auto eps = f.get_float(pre + "attention.layer_norm_rms_epsilon");
+  if (!eps) throw Error("missing metadata key " + pre + "attention.layer_norm_rms_epsilon");
+  if (!(*eps > 0) || !std::isfinite(*eps)) throw Error("metadata layer_norm_rms_epsilon must be positive");
+  p.rms_eps = *eps;
+
+  // RoPE scaling: only none/linear. Older files use rope.scale_linear.
+  std::string scaling_type = "none";
+  if (auto t = f.get_string(pre + "rope.scaling.type")) scaling_type = std::string(*t);
+  double factor = 0;
+  if (auto fac = f.get_float(pre + "rope.scaling.factor")) factor = *fac;
+  if (auto lin = f.get_float(pre + "rope.scale_linear"); lin && scaling_type == "none") {
+    scaling_type = "linear";
+    factor = *lin;
+  }
+  if (scaling_type == "linear") {
+    if (factor != 0 && factor != 1) {
+      if (!(factor > 0) || !std::isfinite(factor)) throw Error("metadata rope.scaling.factor must be positive");
+      p.rope_freq_scale = 1.0 / factor;
+    }
+  } else if (scaling_type != "none") {
+    throw Error("unsupported rope scaling type '" + scaling_type + "' (supported: none, linear)");
+  }
+  if (f.find_tensor("rope_freqs.weight") != nullptr)
+    throw Error("tensor rope_freqs.weight (llama3-style rope scaling) is not supported");
+
+  const GgufValue* toks = f.find("tokenizer.ggml.tokens");
+  if (!toks) throw Error("missing metadata key tokenizer.ggml.tokens");
+  if (toks->type() != GgufValueType::ARRAY) throw Error("tokenizer.ggml.tokens is not an array");
+  p.n_vocab = static_cast<int64_t>(toks->array_size());
+  if (p.n_vocab <= 0 || p.n_vocab > std::numeric_limits<int32_t>::max())
+    throw Error("tokenizer.ggml.tokens has an invalid length");
+  return p;
+}
+
+std::string LlamaParams::summary() const {
+  return arch + ": n_layer=" + std::to_string(n_layer) + " n_embd=" + std::to_string(n_embd) +
+         " n_head=" + std::to_string(n_head) + " n_head_kv=" + std::to_string(n_head_kv) +
+         " head_dim=" + std::to_string(head_dim_k) + " n_ff=" + std::to_string(n_ff) +
+         " n_rot=" + std::to_string(n_rot) + " rope_base=" + std::to_string(rope_freq_base) +
+         " n_vocab=" + std::to_string(n_vocab) + " n_ctx_train=" + std::to_string(n_ctx_train);
+}
+
+}  // namespace minnow
