@@ -1,0 +1,254 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <exception>
+
+namespace minnow::server {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
+  }
+  return "error";
+}
+
+Scheduler::Scheduler(Backend& backend, SchedulerOptions opt, Metrics* metrics)
+    : backend_(backend), opt_(opt), metrics_(metrics ? metrics : &own_metrics_) {
+  if (opt_.n_slots < 1) opt_.n_slots = 1;
+  if (opt_.chunk < 1) opt_.chunk = 1;
+  if (opt_.max_prompt_per_step < opt_.chunk) opt_.max_prompt_per_step = opt_.chunk;
+  if (opt_.max_queue < 0) opt_.max_queue = 0;
+  for (int s = opt_.n_slots - 1; s >= 0; --s) free_slots_.push_back(s);  // pop_back gives the lowest
+  metrics_->slots_total.store(opt_.n_slots);
+  metrics_->slots_busy.store(0);
+  metrics_->queue_depth.store(0);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
+  const auto& p = job->prompt();
+  if (p.empty() || static_cast<int64_t>(p.size()) >= opt_.n_ctx) return Submit::Invalid;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stop_) return Submit::Stopped;
+    // A job may wait only if the queue has room; free slots are counted as room too.
+    int free_now = opt_.n_slots - n_active_.load();
+    if (static_cast<int>(queue_.size()) >= opt_.max_queue + std::max(0, free_now)) return Submit::QueueFull;
+    queue_.push_back(std::move(job));
+    n_queued_.store(static_cast<int>(queue_.size()));
+  }
+  metrics_->queue_depth.store(n_queued_.load());
+  cv_.notify_all();
+  return Submit::Ok;
+}
+
+void Scheduler::cancel_all() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& j : queue_) j->cancel();
+  }
+  cancel_active_.store(true);
+  cv_.notify_all();
+}
+
+bool Scheduler::idle() const { return n_queued_.load() == 0 && n_active_.load() == 0; }
+
+void Scheduler::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (joined_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lk(mu_);
+  joined_ = true;
+}
+
+void Scheduler::update_gauges() {
+  n_active_.store(static_cast<int>(active_.size()));
+  metrics_->slots_busy.store(static_cast<int64_t>(active_.size()));
+  metrics_->queue_depth.store(n_queued_.load());
+}
+
+void Scheduler::release(Active& a, FinishReason r, const std::string& err) {
+  try {
+    backend_.seq_clear(a.slot);
+  } catch (...) {
+  }
+  free_slots_.push_back(a.slot);
+  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<int>());
+  auto job = std::move(a.job);
+  try {
+    job->on_finish(r, err);
+  } catch (...) {
+  }
+}
+
+void Scheduler::loop() {
+  std::vector<float> logits;
+  Batch batch;
+  std::vector<size_t> row_owner;  // [n_rows] index into active_ for each logits row
+  for (;;) {
+    std::vector<std::shared_ptr<Job>> dropped;  // cancelled before admission
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || !queue_.empty() || !active_.empty(); });
+      stopping = stop_;
+      // Drop cancelled waiting jobs, then admit into free slots in arrival order.
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->cancelled() || stopping) {
+          dropped.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      while (!stopping && !queue_.empty() && !free_slots_.empty()) {
+        Active a;
+        a.job = std::move(queue_.front());
+        queue_.pop_front();
+        a.slot = free_slots_.back();
+        free_slots_.pop_back();
+        try {
+          backend_.seq_clear(a.slot);
+        } catch (...) {
+        }
+        active_.push_back(std::move(a));
+      }
+      n_queued_.store(static_cast<int>(queue_.size()));
+    }
+    update_gauges();
+    for (auto& j : dropped) {
+      try {
+        j->on_finish(FinishReason::Cancelled, "");
+      } catch (...) {
+      }
+    }
+    // Cancellations of running jobs.
+    bool cancel_all_now = cancel_active_.exchange(false) || stopping;
+    for (size_t i = 0; i < active_.size();) {
+      if (cancel_all_now || active_[i].job->cancelled()) {
+        release(active_[i], FinishReason::Cancelled, "");
+        active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    update_gauges();
+    if (stopping) break;
+    if (active_.empty()) continue;
+
+    // Build one batch: decode tokens first, then prompt chunks (fixed boundaries) within the budget.
+    batch = Batch{};
+    row_owner.clear();
+    for (size_t i = 0; i < active_.size(); ++i) {
+      Active& a = active_[i];
+      if (!a.decoding) continue;
+      batch.add(a.pending, a.n_past, a.slot, true);
+      row_owner.push_back(i);
+    }
+    int prompt_budget = opt_.max_prompt_per_step;
+    int prompt_in_batch = 0;
+    std::vector<std::pair<size_t, int>> chunks;  // (active index, chunk length)
+    for (size_t i = 0; i < active_.size(); ++i) {
+      Active& a = active_[i];
+      if (a.decoding) continue;
+      const auto& p = a.job->prompt();
+      int n_prompt = static_cast<int>(p.size());
+      int end = std::min(n_prompt, (a.prompt_pos / opt_.chunk + 1) * opt_.chunk);
+      int len = end - a.prompt_pos;
+      if (prompt_in_batch > 0 && prompt_in_batch + len > prompt_budget) continue;
+      for (int k = a.prompt_pos; k < end; ++k) {
+        bool last = (k == n_prompt - 1);
+        batch.add(p[k], k, a.slot, last);
+        if (last) row_owner.push_back(i);
+      }
+      prompt_in_batch += len;
+      chunks.push_back({i, len});
+    }
+    // Rows come back in batch order: decode rows first (in active order), then prompt-final rows in order.
+    logits.clear();
+    std::string error;
+    try {
+      backend_.forward(batch, logits);
+      if (logits.size() != row_owner.size() * static_cast<size_t>(opt_.n_vocab))
+        error = "backend returned " + std::to_string(logits.size()) + " logits, expected " +
+                std::to_string(row_owner.size() * static_cast<size_t>(opt_.n_vocab));
+    } catch (const std::exception& e) {
+      error = std::string("forward pass failed: ") + e.what();
+    } catch (...) {
+      error = "forward pass failed";
+    }
+    metrics_->forward_passes.fetch_add(1);
+    metrics_->batch_tokens.fetch_add(batch.size());
+    std::vector<uint8_t> remove(active_.size(), 0);
+    if (!error.empty()) {
+      // Every sequence in this batch is now in an unknown state: fail them all.
+      for (size_t i = 0; i < active_.size(); ++i) {
+        bool in_batch = active_[i].decoding;
+        for (auto& c : chunks) in_batch |= (c.first == i);
+        if (in_batch) {
+          release(active_[i], FinishReason::Error, error);
+          remove[i] = 1;
+        }
+      }
+    } else {
+      for (auto& c : chunks) {
+        active_[c.first].prompt_pos += c.second;
+        active_[c.first].n_past += c.second;
+      }
+      metrics_->prompt_tokens.fetch_add(static_cast<uint64_t>(prompt_in_batch));
+      for (size_t r = 0; r < row_owner.size(); ++r) {
+        Active& a = active_[row_owner[r]];
+        if (a.decoding) a.n_past += 1;  // the pending token is now in the cache
+        int32_t next = -1;
+        FinishReason reason = FinishReason::Stop;
+        bool go = false;
+        std::string err;
+        try {
+          go = a.job->on_logits(logits.data() + r * static_cast<size_t>(opt_.n_vocab), opt_.n_vocab, &next,
+                                &reason);
+        } catch (const std::exception& e) {
+          go = false;
+          reason = FinishReason::Error;
+          err = e.what();
+        }
+        if (go && (next < 0 || next >= opt_.n_vocab)) {
+          go = false;
+          reason = FinishReason::Error;
+          err = "sampled token id out of range";
+        }
+        if (go && a.n_past >= opt_.n_ctx) {  // no room to feed the token: the context is full
+          go = false;
+          reason = FinishReason::Length;
+        }
+        if (!go) {
+          release(a, reason, err);
+          remove[row_owner[r]] = 1;
+          continue;
+        }
+        a.decoding = true;
+        a.pending = next;
+      }
+    }
+    std::vector<Active> kept;
+    kept.reserve(active_.size());
+    for (size_t i = 0; i < active_.size(); ++i)
+      if (!remove[i]) kept.push_back(std::move(active_[i]));
+    active_ = std::move(kept);
+    update_gauges();
+  }
+  // Stopping: whatever is left has been cancelled above.
+  for (auto& a : active_) release(a, FinishReason::Cancelled, "");
+  active_.clear();
+  update_gauges();
+}
+
+}  // namespace minnow::server
