@@ -36,9 +36,8 @@ Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (stop_) return Submit::Stopped;
-    // A job may wait only if the queue has room; free slots are counted as room too.
-    int free_now = opt_.n_slots - n_active_.load();
-    if (static_cast<int>(queue_.size()) >= opt_.max_queue + std::max(0, free_now)) return Submit::QueueFull;
+    // Room for n_slots running jobs plus max_queue waiting ones.
+    if (static_cast<int>(queue_.size()) + running_ >= opt_.max_queue + opt_.n_slots) return Submit::QueueFull;
     queue_.push_back(std::move(job));
     n_queued_.store(static_cast<int>(queue_.size()));
   }
@@ -82,6 +81,10 @@ void Scheduler::release(Active& a, FinishReason r, const std::string& err) {
   } catch (...) {
   }
   free_slots_.push_back(a.slot);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    --running_;
+  }
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<int>());
   auto job = std::move(a.job);
   try {
@@ -121,6 +124,7 @@ void Scheduler::loop() {
         } catch (...) {
         }
         active_.push_back(std::move(a));
+        ++running_;
       }
       n_queued_.store(static_cast<int>(queue_.size()));
     }

@@ -89,6 +89,7 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;  // guarded by mu_
   bool stop_ = false;                       // guarded by mu_
+  int running_ = 0;                         // guarded by mu_: jobs holding a slot
   std::atomic<bool> cancel_active_{false};
   std::atomic<int> n_queued_{0};
   std::atomic<int> n_active_{0};
