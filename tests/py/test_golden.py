@@ -1,0 +1,135 @@
+"""Golden acceptance against llama.cpp (shared/golden/tiny-llama-q4km.jsonl):
+
+* teacher-forced `minnow score` distributions: mean KL(p||q) <= 0.01, max KL <= 0.05 per prompt, and the same
+  argmax wherever llama.cpp's top-2 gap exceeds 0.5 (p = llama.cpp's softmax over its top 40, q = ours over
+  the same ids, both renormalised);
+* `minnow run --temp 0 --json` reproduces the prompt tokens, and the greedy tokens up to the first step
+  whose golden top-2 gap is below 0.5;
+* negative controls: each classic bug switched on through MINNOW_DEBUG_BREAK must FAIL the KL bounds.
+"""
+import json
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+
+BIN = os.environ.get("MINNOW_BIN", "build/bin/minnow")
+SHARED = os.environ.get("MINNOW_SHARED_DIR", os.path.join(os.path.dirname(__file__), "../../../shared"))
+MODEL = os.path.join(SHARED, "models/tiny-llama-q4km.gguf")
+GOLDEN = os.path.join(SHARED, "golden/tiny-llama-q4km.jsonl")
+
+MEAN_KL, MAX_KL, GAP = 0.01, 0.05, 0.5
+
+
+def golden():
+    if not os.path.exists(GOLDEN) or not os.path.exists(MODEL):
+        pytest.skip("shared golden data not found")
+    with open(GOLDEN) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def score_logits(tokens, env=None):
+    """Our full logits [n, n_vocab] for a teacher-forced sequence, via `minnow score --dump`."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [BIN, "score", "-m", MODEL, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
+        e = dict(os.environ)
+        e.pop("MINNOW_DEBUG_BREAK", None)
+        if env:
+            e.update(env)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=900)
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        assert len(lines) == len(tokens)
+        logits = np.load(os.path.join(d, "logits.npy")).astype(np.float64)
+    assert logits.shape[0] == len(tokens)
+    # The JSON lines agree with the dumped logits.
+    for i, l in enumerate(lines):
+        assert l["pos"] == i and l["token"] == tokens[i]
+        assert l["top"][0][0] == int(np.argmax(logits[i]))
+        lse = np.log(np.sum(np.exp(logits[i] - logits[i].max()))) + logits[i].max()
+        assert abs(l["logsumexp"] - lse) < 1e-3
+    return logits
+
+
+def kl_figures(case, logits):
+    """Per-position KL(p||q) over llama.cpp's top-40 ids, and argmax mismatches where the gap > 0.5."""
+    kls, mismatches = [], []
+    for i, pos in enumerate(case["positions"]):
+        ids = np.array([t[0] for t in pos["top"]])
+        ref = np.array([t[1] for t in pos["top"]], dtype=np.float64)
+        p = np.exp(ref - ref.max())
+        p /= p.sum()
+        ours = logits[i, ids]
+        q = np.exp(ours - ours.max())
+        q /= q.sum()
+        kls.append(float(np.sum(p * (np.log(p) - np.log(q)))))
+        if ref[0] - ref[1] > GAP and int(np.argmax(logits[i])) != int(ids[0]):
+            mismatches.append(i)
+    return np.array(kls), mismatches
+
+
+def case_tokens(case):
+    # positions[i] describes the logits after token i of prompt + greedy continuation (the README says
+    # greedy_tokens[:-1]; the file carries one entry per token of prompt + greedy_tokens: use what is there).
+    return (case["prompt_tokens"] + case["greedy_tokens"])[:len(case["positions"])]
+
+
+@pytest.mark.parametrize("idx", range(4))
+def test_golden_kl(idx):
+    cases = golden()
+    if idx >= len(cases):
+        pytest.skip("no such prompt")
+    case = cases[idx]
+    toks = case_tokens(case)
+    assert len(case["positions"]) == len(toks)
+    kls, mism = kl_figures(case, score_logits(toks))
+    print(f"prompt {idx} {case['prompt'][:30]!r}: {len(toks)} positions, mean KL = {kls.mean():.5f}, "
+          f"max KL = {kls.max():.5f}, argmax mismatches (gap > {GAP}) = {mism}")
+    assert kls.mean() <= MEAN_KL
+    assert kls.max() <= MAX_KL
+    assert not mism
+
+
+def test_golden_all_prompts_covered():
+    # Every prompt in the file gets checked (the parametrisation above covers the first 4).
+    assert len(golden()) <= 4, "add more indices to test_golden_kl"
+
+
+@pytest.mark.parametrize("idx", range(4))
+def test_golden_greedy_run(idx):
+    cases = golden()
+    if idx >= len(cases):
+        pytest.skip("no such prompt")
+    case = cases[idx]
+    n = len(case["greedy_tokens"])
+    r = subprocess.run([BIN, "run", "-m", MODEL, "-p", case["prompt"], "--temp", "0", "-n", str(n), "--json", "-t", "2"],
+                       capture_output=True, timeout=900)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert out["prompt_tokens"] == case["prompt_tokens"]
+    # Compare up to the first step where llama.cpp's own top-2 gap is under 0.5.
+    n_prompt = len(case["prompt_tokens"])
+    limit = n
+    for k in range(n):
+        top = case["positions"][n_prompt - 1 + k]["top"]
+        if top[0][1] - top[1][1] < GAP:
+            limit = k
+            break
+    print(f"prompt {idx}: comparing {limit} of {n} greedy tokens")
+    assert out["tokens"][:limit] == case["greedy_tokens"][:limit]
+
+
+@pytest.mark.parametrize("bug", ["rope_fixed_pos", "layernorm", "gqa_order", "rope_halfsplit"])
+def test_negative_controls_fail_bounds(bug):
+    """Each classic bug must be caught: at least one prompt leaves the bounds, by a wide margin."""
+    cases = golden()
+    worst_ratio = 0.0
+    for idx, case in enumerate(cases):
+        toks = case_tokens(case)
+        kls, mism = kl_figures(case, score_logits(toks, env={"MINNOW_DEBUG_BREAK": bug}))
+        print(f"{bug}: prompt {idx}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, mismatches = {len(mism)}")
+        worst_ratio = max(worst_ratio, kls.mean() / MEAN_KL, kls.max() / MAX_KL)
+    assert worst_ratio > 1.0, f"{bug} was not detected"
+    print(f"{bug}: worst bound exceeded {worst_ratio:.1f}x")
