@@ -1,36 +1,69 @@
 #include "common/thread_pool.h"
 
-#include <condition_variable>
+#include <atomic>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MINNOW_CPU_RELAX() _mm_pause()
+#else
+#define MINNOW_CPU_RELAX() ((void)0)
+#endif
+
 namespace minnow {
+
+namespace {
+// Pause iterations before sleeping; every 64th iteration yields the core so an oversubscribed machine
+// (more threads than free cores) still makes progress.
+constexpr int kSpin = 1 << 13;
+inline void relax(int i) {
+  if ((i & 63) == 63) {
+    std::this_thread::yield();
+  } else {
+    MINNOW_CPU_RELAX();
+  }
+}
+}  // namespace
 
 struct ThreadPool::Impl {
   int n = 1;
   std::vector<std::thread> workers;
-  std::mutex mu;
-  std::condition_variable cv_start, cv_done;
-  const std::function<void(int)>* job = nullptr;
-  uint64_t generation = 0;
-  int pending = 0;
-  bool stop = false;
+  alignas(64) std::atomic<uint32_t> generation{0};
+  alignas(64) std::atomic<int> pending{0};
+  void (*fn)(void*, int) = nullptr;
+  void* ctx = nullptr;
+  bool stop = false;  // written before a generation bump
+  std::mutex err_mu;
+  std::exception_ptr err;
+
+  void call(int idx) {
+    try {
+      fn(ctx, idx);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!err) err = std::current_exception();
+    }
+  }
 
   void worker(int idx) {
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-      const std::function<void(int)>* fn;
-      {
-        std::unique_lock<std::mutex> lk(mu);
-        cv_start.wait(lk, [&] { return stop || generation != seen; });
-        if (stop) return;
-        seen = generation;
-        fn = job;
+      uint32_t g = generation.load(std::memory_order_acquire);
+      for (int i = 0; g == seen && i < kSpin; ++i) {
+        relax(i);
+        g = generation.load(std::memory_order_acquire);
       }
-      (*fn)(idx);
-      std::lock_guard<std::mutex> lk(mu);
-      if (--pending == 0) cv_done.notify_one();
+      while (g == seen) {
+        generation.wait(seen, std::memory_order_acquire);
+        g = generation.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop) return;
+      call(idx);
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_one();
     }
   }
 };
@@ -41,36 +74,50 @@ ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lk(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv_start.notify_all();
+  impl_->stop = true;
+  impl_->generation.fetch_add(1, std::memory_order_release);
+  impl_->generation.notify_all();
   for (auto& t : impl_->workers) t.join();
 }
 
 int ThreadPool::size() const { return impl_->n; }
 
+void ThreadPool::run_raw(void (*fn)(void*, int), void* ctx) {
+  Impl& m = *impl_;
+  m.fn = fn;
+  m.ctx = ctx;
+  m.err = nullptr;
+  if (m.n > 1) {
+    m.pending.store(m.n - 1, std::memory_order_relaxed);
+    m.generation.fetch_add(1, std::memory_order_release);
+    m.generation.notify_all();
+  }
+  m.call(0);
+  if (m.n > 1) {
+    int p = m.pending.load(std::memory_order_acquire);
+    for (int i = 0; p != 0 && i < kSpin; ++i) {
+      relax(i);
+      p = m.pending.load(std::memory_order_acquire);
+    }
+    while (p != 0) {
+      m.pending.wait(p, std::memory_order_acquire);
+      p = m.pending.load(std::memory_order_acquire);
+    }
+  }
+  if (m.err) {
+    std::exception_ptr e = m.err;
+    m.err = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
 void ThreadPool::run(const std::function<void(int)>& fn) {
-  if (impl_->n == 1) {
-    fn(0);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lk(impl_->mu);
-    impl_->job = &fn;
-    impl_->pending = impl_->n - 1;
-    ++impl_->generation;
-  }
-  impl_->cv_start.notify_all();
-  fn(0);
-  std::unique_lock<std::mutex> lk(impl_->mu);
-  impl_->cv_done.wait(lk, [&] { return impl_->pending == 0; });
+  run_each([&](int t) { fn(t); });
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   const int nt = impl_->n;
-  run([&](int t) {
+  run_each([&](int t) {
     int64_t begin = n * t / nt, end = n * (t + 1) / nt;
     if (begin < end) fn(begin, end, t);
   });

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "quant/ggml_type.h"
+#include "quant/simd/simd_level.h"
 
 namespace minnow {
 
@@ -13,6 +14,10 @@ class ThreadPool;
 
 void matmul(GgmlType type, const void* W, int64_t n_in, int64_t n_out, const float* x, float* y,
             int64_t n_batch, ThreadPool& pool);
+
+// The same at an explicit SIMD level (tests run every supported level; matmul() uses simd_level()).
+void matmul_level(SimdLevel level, GgmlType type, const void* W, int64_t n_in, int64_t n_out, const float* x,
+                  float* y, int64_t n_batch, ThreadPool& pool);
 
 // Plain scalar reference (dequantize + double accumulation), for tests.
 void matmul_ref(GgmlType type, const void* W, int64_t n_in, int64_t n_out, const float* x, float* y,

@@ -1,0 +1,122 @@
+#include "quant/simd/act_quant.h"
+
+#include <cmath>
+
+namespace minnow {
+
+namespace {
+
+size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+struct Layout {
+  size_t qs, d, sum, bsum, total;
+};
+
+Layout layout(ActKind k, int64_t n_in, int64_t n_tok) {
+  const int64_t nb = n_in / act_block(k);
+  Layout l{};
+  l.qs = 0;
+  l.d = round64(static_cast<size_t>(n_tok * n_in));
+  l.sum = l.d + round64(static_cast<size_t>(nb * n_tok) * sizeof(float));
+  const size_t sum_bytes = k == ActKind::Q8_32 ? round64(static_cast<size_t>(nb * n_tok) * sizeof(int32_t)) : 0;
+  l.bsum = l.sum + sum_bytes;
+  const size_t bsum_bytes =
+      k == ActKind::Q8_256 ? round64(static_cast<size_t>(n_tok * nb * 16) * sizeof(int16_t)) : 0;
+  l.total = l.bsum + bsum_bytes;
+  return l;
+}
+
+// Quantizes one block of n values; returns d, writes q[n].
+float quant_block(const float* x, int n, int8_t* q) {
+  float amax = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < n; ++i) {
+    amax = std::fmax(amax, std::fabs(x[i]));
+    finite = finite && std::isfinite(x[i]);
+  }
+  if (!finite || !(amax > 0.0f)) {
+    // A zero block, or inf/nan in the input: zero quants, and a NaN scale so the result is NaN as it
+    // would be in float arithmetic.
+    for (int i = 0; i < n; ++i) q[i] = 0;
+    return finite ? 0.0f : std::nanf("");
+  }
+  const float d = amax / 127.0f;
+  const float id = 127.0f / amax;
+  for (int i = 0; i < n; ++i) {
+    float v = std::nearbyint(x[i] * id);
+    v = std::fmin(127.0f, std::fmax(-127.0f, v));
+    q[i] = static_cast<int8_t>(v);
+  }
+  return d;
+}
+
+}  // namespace
+
+ActKind act_kind(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+      return ActKind::Q8_32;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return ActKind::Q8_256;
+    default:
+      return ActKind::None;
+  }
+}
+
+int64_t act_block(ActKind k) { return k == ActKind::Q8_256 ? 256 : 32; }
+
+size_t act_buffer_bytes(ActKind k, int64_t n_in, int64_t n_tok) { return layout(k, n_in, n_tok).total; }
+
+ActQ act_view(ActKind k, void* buf, int64_t n_in, int64_t n_tok) {
+  const Layout l = layout(k, n_in, n_tok);
+  auto* p = static_cast<uint8_t*>(buf);
+  ActQ a;
+  a.n_in = n_in;
+  a.n_tok = n_tok;
+  a.nb = n_in / act_block(k);
+  a.qs = reinterpret_cast<const int8_t*>(p + l.qs);
+  a.d = reinterpret_cast<const float*>(p + l.d);
+  if (k == ActKind::Q8_32) a.sum = reinterpret_cast<const int32_t*>(p + l.sum);
+  if (k == ActKind::Q8_256) a.bsum16 = reinterpret_cast<const int16_t*>(p + l.bsum);
+  return a;
+}
+
+void act_quantize(ActKind k, const float* x, void* buf, int64_t n_in, int64_t n_tok, int64_t t0, int64_t t1) {
+  const Layout l = layout(k, n_in, n_tok);
+  auto* p = static_cast<uint8_t*>(buf);
+  auto* qs = reinterpret_cast<int8_t*>(p + l.qs);
+  auto* d = reinterpret_cast<float*>(p + l.d);
+  auto* sum = reinterpret_cast<int32_t*>(p + l.sum);
+  auto* bsum = reinterpret_cast<int16_t*>(p + l.bsum);
+  const int bs = static_cast<int>(act_block(k));
+  const int64_t nb = n_in / bs;
+  for (int64_t t = t0; t < t1; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * n_in + b * bs;
+      int8_t* q = qs + t * n_in + b * bs;
+      d[b * n_tok + t] = quant_block(xb, bs, q);
+      if (k == ActKind::Q8_32) {
+        int32_t s = 0;
+        for (int i = 0; i < bs; ++i) s += q[i];
+        sum[b * n_tok + t] = s;
+      } else {
+        int16_t* bsb = bsum + (t * nb + b) * 16;
+        for (int g = 0; g < 16; ++g) {
+          int s = 0;
+          for (int i = 0; i < 16; ++i) s += q[g * 16 + i];
+          bsb[g] = static_cast<int16_t>(s);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace minnow
