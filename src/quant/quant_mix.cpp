@@ -76,6 +76,11 @@ std::string quant_target_names() {
   return s;
 }
 
+bool is_quantizable(const std::string& name, uint32_t n_dims) {
+  return ends_with(name, "weight") && n_dims >= 2 && !contains(name, "_norm.weight") &&
+         !contains(name, "ffn_gate_inp.weight");
+}
+
 bool use_more_bits(int64_t i_layer, int64_t n_layers) {
   return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
 }
@@ -83,10 +88,7 @@ bool use_more_bits(int64_t i_layer, int64_t n_layers) {
 MixPlanner::MixPlanner(QuantTarget target, MixModelInfo info) : t_(std::move(target)), m_(info) {}
 
 GgmlType MixPlanner::choose(const std::string& name, uint32_t n_dims, int64_t ne0, GgmlType current) {
-  // Which tensors are quantized at all (llama_model_quantize_impl): 2-D+ weights except norms.
-  bool quantize = ends_with(name, "weight") && n_dims >= 2 && !contains(name, "_norm.weight") &&
-                  !contains(name, "ffn_gate_inp.weight");
-  if (!quantize) return current;
+  if (!is_quantizable(name, n_dims)) return current;
   GgmlType type = t_.default_type;
   if (is_quantized(type)) type = pick(name, ne0);
   return type;
