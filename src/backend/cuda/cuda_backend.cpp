@@ -1,0 +1,484 @@
+// The CUDA backend: owns the uploaded weights (device layout of cuda_kernels.h), the F16 KV cache and the
+// activation buffers, and runs a batch either through the fused mat-vec kernels (at most kSmallBatch tokens,
+// replayed as one CUDA graph per batch shape) or through cuBLAS GEMMs on weights dequantized to f16 in a
+// reused scratch buffer (larger batches: prompts).
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "common/error.h"
+#include "model/llama_model.h"
+
+namespace minnow {
+
+bool cuda_available() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+namespace {
+
+using cuda::check;
+
+constexpr int kSmallBatch = 32;  // up to this many tokens: mat-vec kernels (batch invariant), graph replay
+constexpr int kUbatch = 512;     // tokens per forward chunk
+constexpr int kAttnGroup = 32;   // tokens per attention launch (bounds the split-K scratch)
+
+void cublas_check(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cublas: ") + what + " failed (status " + std::to_string(int(st)) + ")");
+}
+
+struct DevMat {
+  const void* d = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
+  GgmlType type = GgmlType::F32;
+  int n_in = 0, n_out = 0;
+};
+
+struct DevLayer {
+  const float* attn_norm = nullptr;  // [n_embd]
+  DevMat q, k, v, o;
+  const float* ffn_norm = nullptr;  // [n_embd]
+  DevMat gate, up, down;
+};
+
+template <class T>
+T* dalloc(size_t count, size_t& total) {
+  void* p = nullptr;
+  const size_t bytes = std::max<size_t>(count * sizeof(T), 256);
+  check(cudaMalloc(&p, bytes), "cudaMalloc");
+  total += bytes;
+  return static_cast<T*>(p);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const LlamaModel& model, const BackendOptions& opt) : p_(model.params()), opt_(opt) {
+    if (!cuda_available()) throw Error("--device cuda: no usable CUDA GPU found");
+    check(cudaSetDevice(0), "cudaSetDevice");
+    validate();
+    n_ctx_ = opt.n_ctx;
+    n_seq_ = opt.n_seq_max;
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cublas_check(cublasCreate(&blas_), "cublasCreate");
+    cublas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
+    upload(model);
+    allocate();
+    report();
+  }
+
+  ~CudaBackend() override {
+    for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
+    for (void* p : allocs_) cudaFree(p);
+    if (h_in_) cudaFreeHost(h_in_);
+    if (h_logits_) cudaFreeHost(h_logits_);
+    if (blas_) cublasDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+  size_t kv_cache_bytes() const override { return kv_bytes_; }
+  size_t weight_bytes() const override { return weight_read_bytes_; }
+  void seq_clear(int seq) override {
+    if (seq < 0 || seq >= n_seq_) throw Error("seq_clear: sequence " + std::to_string(seq) + " out of range");
+    // Nothing to free: positions restart at 0 and each position is written before it is read.
+  }
+
+  void forward(const Batch& batch, std::vector<float>& logits) override {
+    const size_t n = batch.size();
+    if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n)
+      throw Error("forward: inconsistent batch");
+    for (size_t i = 0; i < n; ++i) {
+      if (batch.tokens[i] < 0 || batch.tokens[i] >= p_.n_vocab)
+        throw Error("token id " + std::to_string(batch.tokens[i]) + " out of range");
+      if (batch.seq[i] < 0 || batch.seq[i] >= n_seq_)
+        throw Error("sequence " + std::to_string(batch.seq[i]) + " out of range");
+      if (batch.pos[i] < 0 || batch.pos[i] >= n_ctx_)
+        throw Error("position " + std::to_string(batch.pos[i]) + " exceeds the context size " + std::to_string(n_ctx_));
+    }
+    for (size_t b0 = 0; b0 < n; b0 += kUbatch) {
+      const int nt = int(std::min<size_t>(kUbatch, n - b0));
+      int n_out = 0;
+      for (int i = 0; i < nt; ++i) {
+        h_in_[i] = batch.tokens[b0 + i];
+        h_in_[kUbatch + i] = batch.pos[b0 + i];
+        h_in_[2 * kUbatch + i] = batch.seq[b0 + i];
+        if (batch.want_logits[b0 + i]) h_in_[3 * kUbatch + n_out++] = i;
+      }
+      check(cudaMemcpyAsync(d_in_, h_in_, sizeof(int32_t) * 4 * kUbatch, cudaMemcpyHostToDevice, stream_), "upload batch");
+      if (nt <= kSmallBatch) {
+        launch_graph(nt, n_out);
+      } else {
+        run_large(nt, n_out);
+      }
+      if (n_out > 0) {
+        const size_t cnt = size_t(n_out) * p_.n_vocab;
+        check(cudaMemcpyAsync(h_logits_, d_logits_, cnt * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download logits");
+        check(cudaStreamSynchronize(stream_), "forward");
+        logits.insert(logits.end(), h_logits_, h_logits_ + cnt);
+      } else {
+        check(cudaStreamSynchronize(stream_), "forward");
+      }
+    }
+  }
+
+ private:
+  void validate() {
+    if (p_.head_dim_k != p_.head_dim_v) throw Error("cuda: different key and value head sizes are not supported");
+    if (!cuda::attn_head_dim_supported(int(p_.head_dim_k)))
+      throw Error("cuda: head dimension " + std::to_string(p_.head_dim_k) + " is not supported");
+    if (p_.n_rot > p_.head_dim_k || p_.n_rot % 2 != 0) throw Error("cuda: unsupported rope dimension");
+    if (opt_.n_ctx <= 0 || opt_.n_seq_max <= 0) throw Error("cuda: context size and sequence count must be positive");
+    if (p_.n_embd % 8 != 0 || p_.n_ff % 8 != 0) throw Error("cuda: model widths must be multiples of 8");
+  }
+
+  DevMat put_matrix(const WeightView& w, std::vector<uint8_t>& staging) {
+    if (!cuda::dev_type_supported(w.type) || w.ne[0] % cuda::dev_block_elems(w.type) != 0)
+      throw Error("cuda: tensor " + w.name + " has unsupported type " + std::string(type_name(w.type)));
+    auto it = uploaded_.find(w.data);
+    DevMat m{nullptr, w.type, int(w.ne[0]), int(w.ne[1])};
+    if (it != uploaded_.end()) {
+      m.d = it->second;
+      return m;
+    }
+    const size_t bytes = cuda::dev_row_bytes(w.type, w.ne[0]) * size_t(w.ne[1]);
+    void* d = dalloc<uint8_t>(bytes, weight_alloc_bytes_);
+    allocs_.push_back(d);
+    const void* src = w.data;
+    if (bytes != w.nbytes) {
+      staging.resize(bytes);
+      cuda::repack_rows(w.type, w.data, w.ne[0], w.ne[1], staging.data());
+      src = staging.data();
+    }
+    check(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice), "upload weights");
+    uploaded_[w.data] = d;
+    m.d = d;
+    return m;
+  }
+
+  const float* put_norm(const WeightView& w) {
+    if (w.type != GgmlType::F32) throw Error("cuda: norm tensor " + w.name + " must be f32");
+    float* d = dalloc<float>(size_t(w.ne[0]), weight_alloc_bytes_);
+    allocs_.push_back(d);
+    check(cudaMemcpy(d, w.data, size_t(w.ne[0]) * sizeof(float), cudaMemcpyHostToDevice), "upload norm");
+    return d;
+  }
+
+  void upload(const LlamaModel& model) {
+    std::vector<uint8_t> staging;
+    embd_ = put_matrix(model.token_embd, staging);
+    for (const auto& L : model.layers) {
+      DevLayer d;
+      d.attn_norm = put_norm(L.attn_norm);
+      d.q = put_matrix(L.attn_q, staging);
+      d.k = put_matrix(L.attn_k, staging);
+      d.v = put_matrix(L.attn_v, staging);
+      d.o = put_matrix(L.attn_output, staging);
+      d.ffn_norm = put_norm(L.ffn_norm);
+      d.gate = put_matrix(L.ffn_gate, staging);
+      d.up = put_matrix(L.ffn_up, staging);
+      d.down = put_matrix(L.ffn_down, staging);
+      layers_.push_back(d);
+    }
+    out_norm_ = put_norm(model.output_norm);
+    out_ = put_matrix(model.output, staging);
+    weight_read_bytes_ = model.weight_bytes();
+  }
+
+  void allocate() {
+    const size_t U = kUbatch;
+    const size_t E = size_t(p_.n_embd), Q = size_t(p_.q_dim()), K = size_t(p_.k_dim()), V = size_t(p_.v_dim());
+    const size_t F = size_t(p_.n_ff), NV = size_t(p_.n_vocab);
+    auto keep = [&](void* p) { allocs_.push_back(p); return p; };
+    d_in_ = static_cast<int32_t*>(keep(dalloc<int32_t>(4 * U, scratch_bytes_)));
+    d_x_ = static_cast<float*>(keep(dalloc<float>(U * E, scratch_bytes_)));
+    d_q_ = static_cast<float*>(keep(dalloc<float>(U * Q, scratch_bytes_)));
+    d_k_ = static_cast<float*>(keep(dalloc<float>(U * K, scratch_bytes_)));
+    d_v_ = static_cast<float*>(keep(dalloc<float>(U * V, scratch_bytes_)));
+    d_att_ = static_cast<float*>(keep(dalloc<float>(U * Q, scratch_bytes_)));
+    d_g_ = static_cast<float*>(keep(dalloc<float>(U * F, scratch_bytes_)));
+    d_u_ = static_cast<float*>(keep(dalloc<float>(U * F, scratch_bytes_)));
+    d_sel_ = static_cast<float*>(keep(dalloc<float>(U * E, scratch_bytes_)));
+    d_logits_ = static_cast<float*>(keep(dalloc<float>(U * NV, scratch_bytes_)));
+    d_h16_ = keep(dalloc<__half>(U * std::max({E, Q, F}), scratch_bytes_));
+    size_t max_mat = 0;
+    for (const auto& L : layers_)
+      for (const DevMat* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+        max_mat = std::max(max_mat, size_t(m->n_in) * size_t(m->n_out));
+    wdeq_elems_ = std::max(max_mat, std::min(size_t(out_.n_in) * size_t(out_.n_out), size_t(32) << 20));
+    d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
+    d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
+        cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
+    const size_t kv_elems = size_t(p_.n_layer) * size_t(n_seq_) * size_t(n_ctx_) * K;
+    d_kcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
+    d_vcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
+    check(cudaMallocHost(reinterpret_cast<void**>(&h_in_), sizeof(int32_t) * 4 * U), "cudaMallocHost");
+    std::memset(h_in_, 0, sizeof(int32_t) * 4 * U);
+    check(cudaMallocHost(reinterpret_cast<void**>(&h_logits_), sizeof(float) * U * NV), "cudaMallocHost");
+  }
+
+  void report() const {
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    size_t free_b = 0, total_b = 0;
+    check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    const double MiB = 1024.0 * 1024.0;
+    std::fprintf(stderr,
+                 "cuda: %s, weights %.1f MiB, KV cache %.1f MiB (f16, %d slot(s) x %d positions), scratch %.1f MiB, "
+                 "VRAM in use %.0f of %.0f MiB\n",
+                 prop.name, weight_alloc_bytes_ / MiB, kv_bytes_ / MiB, n_seq_, n_ctx_, scratch_bytes_ / MiB,
+                 (total_b - free_b) / MiB, total_b / MiB);
+  }
+
+  __half* kcache(int layer) const {
+    return static_cast<__half*>(d_kcache_) + size_t(layer) * n_seq_ * size_t(n_ctx_) * size_t(p_.k_dim());
+  }
+  __half* vcache(int layer) const {
+    return static_cast<__half*>(d_vcache_) + size_t(layer) * n_seq_ * size_t(n_ctx_) * size_t(p_.k_dim());
+  }
+  const int32_t* d_tokens() const { return d_in_; }
+  const int32_t* d_pos() const { return d_in_ + kUbatch; }
+  const int32_t* d_seq() const { return d_in_ + 2 * kUbatch; }
+  const int32_t* d_outidx() const { return d_in_ + 3 * kUbatch; }
+
+  void rope_and_store(int layer, int nt) {
+    cuda::RopeKvArgs r;
+    r.d_q = d_q_;
+    r.d_k = d_k_;
+    r.d_v = d_v_;
+    r.ldq = int(p_.q_dim());
+    r.ldk = int(p_.k_dim());
+    r.ldv = int(p_.v_dim());
+    r.d_pos = d_pos();
+    r.d_seq = d_seq();
+    r.n = nt;
+    r.n_head = int(p_.n_head);
+    r.n_head_kv = int(p_.n_head_kv);
+    r.head_dim = int(p_.head_dim_k);
+    r.n_rot = int(p_.n_rot);
+    r.freq_base = float(p_.rope_freq_base);
+    r.freq_scale = float(p_.rope_freq_scale);
+    r.d_kcache = kcache(layer);
+    r.d_vcache = vcache(layer);
+    r.n_ctx = n_ctx_;
+    cuda::rope_kv(r, stream_);
+  }
+
+  void attend(int layer, int t0, int nt) {
+    cuda::AttnArgs a;
+    a.d_q = d_q_ + size_t(t0) * p_.q_dim();
+    a.ldq = int(p_.q_dim());
+    a.d_kcache = kcache(layer);
+    a.d_vcache = vcache(layer);
+    a.d_pos = d_pos() + t0;
+    a.d_seq = d_seq() + t0;
+    a.n = nt;
+    a.n_head = int(p_.n_head);
+    a.n_head_kv = int(p_.n_head_kv);
+    a.head_dim = int(p_.head_dim_k);
+    a.n_ctx = n_ctx_;
+    a.scale = 1.0f / std::sqrt(float(p_.head_dim_k));
+    a.d_scratch = d_attn_scratch_;
+    a.d_out = d_att_ + size_t(t0) * p_.q_dim();
+    a.ldo = int(p_.q_dim());
+    cuda::attention(a, stream_);
+  }
+
+  static cuda::MvMat mv(const DevMat& m, float* y, int ldy) {
+    cuda::MvMat r;
+    r.d_w = m.d;
+    r.type = m.type;
+    r.n_out = m.n_out;
+    r.d_y = y;
+    r.ldy = ldy;
+    return r;
+  }
+
+  // The small-batch forward pass (mat-vec kernels); everything reads its inputs from d_in_, so it can be captured.
+  void enqueue_small(int nt, int n_out) {
+    const int E = int(p_.n_embd);
+    const float eps = float(p_.rms_eps);
+    cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const DevLayer& L = layers_[l];
+      cuda::MatvecArgs a;
+      a.m[0] = mv(L.q, d_q_, int(p_.q_dim()));
+      a.m[1] = mv(L.k, d_k_, int(p_.k_dim()));
+      a.m[2] = mv(L.v, d_v_, int(p_.v_dim()));
+      a.n_mats = 3;
+      a.n_in = E;
+      a.d_x = d_x_;
+      a.ldx = E;
+      a.nb = nt;
+      a.d_norm = L.attn_norm;
+      a.eps = eps;
+      a.mode = cuda::MvMode::Store;
+      cuda::matvec(a, stream_);
+      rope_and_store(int(l), nt);
+      attend(int(l), 0, nt);
+      cuda::MatvecArgs o;
+      o.m[0] = mv(L.o, d_x_, E);
+      o.n_in = L.o.n_in;
+      o.d_x = d_att_;
+      o.ldx = int(p_.q_dim());
+      o.nb = nt;
+      o.mode = cuda::MvMode::Add;
+      cuda::matvec(o, stream_);
+      cuda::MatvecArgs f;
+      f.m[0] = mv(L.gate, d_g_, int(p_.n_ff));
+      f.m[1] = mv(L.up, nullptr, int(p_.n_ff));
+      f.n_mats = 2;
+      f.n_in = E;
+      f.d_x = d_x_;
+      f.ldx = E;
+      f.nb = nt;
+      f.d_norm = L.ffn_norm;
+      f.eps = eps;
+      f.mode = cuda::MvMode::SwiGLU;
+      cuda::matvec(f, stream_);
+      cuda::MatvecArgs d;
+      d.m[0] = mv(L.down, d_x_, E);
+      d.n_in = L.down.n_in;
+      d.d_x = d_g_;
+      d.ldx = int(p_.n_ff);
+      d.nb = nt;
+      d.mode = cuda::MvMode::Add;
+      cuda::matvec(d, stream_);
+    }
+    if (n_out > 0) {
+      cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      cuda::MatvecArgs a;
+      a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
+      a.n_in = E;
+      a.d_x = d_sel_;
+      a.ldx = E;
+      a.nb = n_out;
+      a.d_norm = out_norm_;
+      a.eps = eps;
+      cuda::matvec(a, stream_);
+    }
+  }
+
+  void launch_graph(int nt, int n_out) {
+    const int key = nt * (kSmallBatch + 1) + n_out;
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      cudaGraph_t g = nullptr;
+      check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+      try {
+        enqueue_small(nt, n_out);
+      } catch (...) {
+        cudaStreamEndCapture(stream_, &g);
+        if (g) cudaGraphDestroy(g);
+        throw;
+      }
+      check(cudaStreamEndCapture(stream_, &g), "end capture");
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+      cudaGraphDestroy(g);
+      check(e, "graph instantiate");
+      it = graphs_.emplace(key, exec).first;
+    }
+    check(cudaGraphLaunch(it->second, stream_), "graph launch");
+  }
+
+  // y[nt][ldy] (columns [0, m.n_out)) = x16[nt][m.n_in] . W^T (+ y when accumulate), W dequantized in row chunks.
+  void gemm(const DevMat& m, const void* x16, int nt, float* y, int ldy, bool accumulate) {
+    const int64_t chunk_rows = std::max<int64_t>(1, int64_t(wdeq_elems_ / size_t(m.n_in)));
+    const size_t row_b = cuda::dev_row_bytes(m.type, m.n_in);
+    for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk_rows) {
+      const int rows = int(std::min<int64_t>(chunk_rows, m.n_out - r0));
+      cuda::dequant_f16(m.type, static_cast<const uint8_t*>(m.d) + size_t(r0) * row_b, m.n_in, rows, d_wdeq_, stream_);
+      const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+      cublas_check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, nt, m.n_in, &alpha, d_wdeq_, CUDA_R_16F,
+                                m.n_in, x16, CUDA_R_16F, m.n_in, &beta, y + r0, CUDA_R_32F, ldy,
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "gemm");
+    }
+  }
+
+  void run_large(int nt, int n_out) {
+    const int E = int(p_.n_embd);
+    const float eps = float(p_.rms_eps);
+    cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const DevLayer& L = layers_[l];
+      cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
+      gemm(L.q, d_h16_, nt, d_q_, int(p_.q_dim()), false);
+      gemm(L.k, d_h16_, nt, d_k_, int(p_.k_dim()), false);
+      gemm(L.v, d_h16_, nt, d_v_, int(p_.v_dim()), false);
+      rope_and_store(int(l), nt);
+      for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
+      cuda::f32_to_f16(d_att_, int64_t(nt) * p_.q_dim(), d_h16_, stream_);
+      gemm(L.o, d_h16_, nt, d_x_, E, true);
+      cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
+      gemm(L.gate, d_h16_, nt, d_g_, int(p_.n_ff), false);
+      gemm(L.up, d_h16_, nt, d_u_, int(p_.n_ff), false);
+      cuda::swiglu_f16(d_g_, d_u_, int64_t(nt) * p_.n_ff, d_h16_, stream_);
+      gemm(L.down, d_h16_, nt, d_x_, E, true);
+    }
+    if (n_out > 0) {
+      cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      if (n_out <= kSmallBatch) {
+        cuda::MatvecArgs a;
+        a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
+        a.n_in = E;
+        a.d_x = d_sel_;
+        a.ldx = E;
+        a.nb = n_out;
+        a.d_norm = out_norm_;
+        a.eps = eps;
+        cuda::matvec(a, stream_);
+      } else {
+        cuda::rmsnorm_f16(d_sel_, E, out_norm_, E, n_out, eps, d_h16_, stream_);
+        gemm(out_, d_h16_, n_out, d_logits_, int(p_.n_vocab), false);
+      }
+    }
+  }
+
+  LlamaParams p_;
+  BackendOptions opt_;
+  int n_ctx_ = 0, n_seq_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::vector<void*> allocs_;
+  std::map<const void*, const void*> uploaded_;
+  std::map<int, cudaGraphExec_t> graphs_;
+  DevMat embd_, out_;
+  const float* out_norm_ = nullptr;
+  std::vector<DevLayer> layers_;
+  size_t weight_alloc_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0, weight_read_bytes_ = 0;
+  size_t wdeq_elems_ = 0;
+  int32_t* d_in_ = nullptr;  // [4][kUbatch]: tokens, positions, sequences, rows whose logits are wanted
+  int32_t* h_in_ = nullptr;  // pinned mirror of d_in_
+  float *d_x_ = nullptr, *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr, *d_att_ = nullptr;  // [kUbatch][width]
+  float *d_g_ = nullptr, *d_u_ = nullptr, *d_sel_ = nullptr, *d_logits_ = nullptr;
+  float* h_logits_ = nullptr;  // pinned [kUbatch][n_vocab]
+  void* d_h16_ = nullptr;      // f16 [kUbatch][max width]
+  void* d_wdeq_ = nullptr;     // f16 [wdeq_elems_]
+  float* d_attn_scratch_ = nullptr;
+  void *d_kcache_ = nullptr, *d_vcache_ = nullptr;  // f16 [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const LlamaModel& model, const BackendOptions& opt) {
+  return std::make_unique<CudaBackend>(model, opt);
+}
+
+}  // namespace minnow

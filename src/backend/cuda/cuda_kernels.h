@@ -1,0 +1,118 @@
+#pragma once
+// Host-side entry points of the CUDA kernels, usable from plain C++ (tests, the backend). All pointers named
+// d_* are device pointers. Every launcher checks the launch and throws minnow::Error on a CUDA failure.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "quant/ggml_type.h"
+
+namespace minnow::cuda {
+
+void check(cudaError_t e, const char* what);  // throws Error("cuda: WHAT: <reason>") unless cudaSuccess
+#define MINNOW_CUDA_CHECK(call) ::minnow::cuda::check((call), #call)
+
+// ---- Device weight layout ------------------------------------------------------------------------------
+// On the GPU every format keeps ggml's block layout, but some blocks are padded so that each block starts on
+// a 4- or 16-byte boundary (Q4_0 18->20, Q5_0 22->24, Q8_0 34->36, Q3_K 110->112, Q6_K 210->224 bytes).
+// F32/F16/BF16 are handled as blocks of 8 elements.
+bool dev_type_supported(GgmlType t);
+int dev_block_elems(GgmlType t);
+size_t dev_block_bytes(GgmlType t);
+size_t dev_row_bytes(GgmlType t, int64_t n);  // n must be a multiple of dev_block_elems(t)
+// Repacks n_rows rows of n elements from ggml's layout (src) into the device layout (dst, host memory,
+// n_rows * dev_row_bytes(t, n) bytes).
+void repack_rows(GgmlType t, const void* src, int64_t n, int64_t n_rows, void* dst);
+
+// ---- Quantized matrix-vector products (decode path) ----------------------------------------------------
+// y[b][o] = inv_rms(x[b]) * sum_i W[o][i] * norm[i] * x[b][i]   (norm == nullptr: no RMSNorm, inv_rms = 1)
+// Up to 3 matrices sharing the input (e.g. Q, K, V); each output row is computed by one warp in a fixed order
+// that depends only on n_in, so row b's result never depends on nb (batch invariance).
+enum class MvMode : int {
+  Store = 0,   // y = W x
+  Add = 1,     // y += W x (residual)
+  SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = silu(gate x) * (up x)
+};
+struct MvMat {
+  const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
+  GgmlType type = GgmlType::F32;
+  int n_out = 0;
+  float* d_y = nullptr;  // [nb][ldy]
+  int ldy = 0;
+};
+struct MatvecArgs {
+  MvMat m[3];
+  int n_mats = 1;
+  int n_in = 0;
+  const float* d_x = nullptr;  // [nb][ldx]
+  int ldx = 0;
+  int nb = 1;                     // tokens (any count; processed 8 per block row)
+  const float* d_norm = nullptr;  // [n_in] RMSNorm weight or nullptr
+  float eps = 1e-5f;
+  MvMode mode = MvMode::Store;
+};
+void matvec(const MatvecArgs& a, cudaStream_t s);
+
+// ---- Dequantization ------------------------------------------------------------------------------------
+// out[r][:] = decode(table row ids[r]) for r < n (f32); ids is a device array.
+void get_rows(GgmlType t, const void* d_table, int n_cols, const int32_t* d_ids, int n, float* d_out,
+              cudaStream_t s);
+// out (f16, [n_rows][n_in]) = decode(W)
+void dequant_f16(GgmlType t, const void* d_w, int64_t n_in, int64_t n_rows, void* d_out_f16, cudaStream_t s);
+
+// ---- Element-wise / row ops ----------------------------------------------------------------------------
+// out_f16[r][:] = x[r][:] * rsqrt(mean(x^2) + eps) * w[:]  (w may be nullptr: no weight)
+void rmsnorm_f16(const float* d_x, int ldx, const float* d_w, int n, int rows, float eps, void* d_out_f16,
+                 cudaStream_t s);
+void f32_to_f16(const float* d_x, int64_t n, void* d_out_f16, cudaStream_t s);
+// out_f16[i] = silu(g[i]) * u[i]
+void swiglu_f16(const float* d_g, const float* d_u, int64_t n, void* d_out_f16, cudaStream_t s);
+// dst[r][:] = src[idx[r]][:]
+void gather_rows(const float* d_src, int n_cols, const int32_t* d_idx, int n, float* d_dst, cudaStream_t s);
+
+// RoPE (llama.cpp "normal" mode: adjacent pairs (2i, 2i+1) rotated by pos * freq_scale * base^(-2i/n_rot),
+// for 2i < n_rot) on q (in place) and k, then k and v (f16) are written into the cache at [seq][pos].
+// Cache layout: [n_seq][n_ctx][n_head_kv][head_dim] f16.
+struct RopeKvArgs {
+  float* d_q = nullptr;        // [n][ldq], n_head * head_dim used
+  const float* d_k = nullptr;  // [n][ldk], n_head_kv * head_dim used
+  const float* d_v = nullptr;  // [n][ldv]
+  int ldq = 0, ldk = 0, ldv = 0;
+  const int32_t* d_pos = nullptr;  // [n]
+  const int32_t* d_seq = nullptr;  // [n]
+  int n = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
+  float freq_base = 10000.f, freq_scale = 1.f;
+  void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][n_head_kv][head_dim]
+  void* d_vcache = nullptr;
+  int n_ctx = 0;
+};
+void rope_kv(const RopeKvArgs& a, cudaStream_t s);
+
+// ---- Attention over the cache (split-K / flash-decoding) -----------------------------------------------
+// out[t][h*D + d] = softmax_p(q_t,h . K[seq_t][p][h / gqa] * scale, p <= pos_t) . V[...]
+// Positions are cut into chunks of attn_chunk(n_ctx); each (token, kv head, chunk) is one block that handles
+// all the query heads of its group, then a second kernel merges the chunks. Grid sizes depend only on n and
+// n_ctx (never on positions), so the launch can be captured in a graph.
+int attn_chunk(int n_ctx);
+size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx);
+struct AttnArgs {
+  const float* d_q = nullptr;  // [n][ldq]
+  int ldq = 0;
+  const void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][n_head_kv][head_dim]
+  const void* d_vcache = nullptr;
+  const int32_t* d_pos = nullptr;
+  const int32_t* d_seq = nullptr;
+  int n = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0, n_ctx = 0;
+  float scale = 1.f;
+  float* d_scratch = nullptr;  // attn_scratch_floats(...)
+  float* d_out = nullptr;      // [n][ldo]
+  int ldo = 0;
+};
+bool attn_head_dim_supported(int head_dim);
+void attention(const AttnArgs& a, cudaStream_t s);
+
+}  // namespace minnow::cuda
