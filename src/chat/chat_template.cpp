@@ -1,0 +1,54 @@
+#include "chat/chat_template.h"
+
+#include "common/error.h"
+#include "gguf/gguf_file.h"
+
+namespace minnow {
+
+ChatTemplate::ChatTemplate(std::string source, std::string bos_token, std::string eos_token)
+    : source_(std::move(source)), bos_(std::move(bos_token)), eos_(std::move(eos_token)) {
+  try {
+    tmpl_ = std::make_shared<jinja::Template>(source_);
+  } catch (const Error& e) {
+    throw Error(std::string("chat template: ") + e.what());
+  }
+}
+
+static std::string token_text(const GgufFile& f, const char* id_key) {
+  auto id = f.get_int(id_key);
+  const GgufValue* toks = f.find("tokenizer.ggml.tokens");
+  if (!id || !toks || toks->type() != GgufValueType::ARRAY) return "";
+  if (*id < 0 || static_cast<size_t>(*id) >= toks->array_size()) return "";
+  return std::string(toks->at(static_cast<size_t>(*id)).as_string());
+}
+
+ChatTemplate ChatTemplate::from_model(const GgufFile& f, const std::string& template_source) {
+  std::string src = template_source;
+  if (src.empty()) {
+    auto t = f.get_string("tokenizer.chat_template");
+    src = t && !t->empty() ? std::string(*t) : std::string(kChatMLTemplate);
+  }
+  return ChatTemplate(src, token_text(f, "tokenizer.ggml.bos_token_id"), token_text(f, "tokenizer.ggml.eos_token_id"));
+}
+
+std::string ChatTemplate::apply(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                const nlohmann::ordered_json* extra) const {
+  if (!messages.is_array()) throw Error("chat messages must be a JSON array");
+  jinja::Value ctx = jinja::Value::new_dict();
+  auto set = [&](const char* k, jinja::Value v) { ctx.dict->set(jinja::Value::string(k), std::move(v)); };
+  set("messages", jinja::from_json(messages));
+  set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
+  set("bos_token", jinja::Value::string(bos_));
+  set("eos_token", jinja::Value::string(eos_));
+  set("tools", jinja::Value::none());
+  if (extra && extra->is_object())
+    for (auto it = extra->begin(); it != extra->end(); ++it)
+      ctx.dict->set(jinja::Value::string(it.key()), jinja::from_json(it.value()));
+  try {
+    return tmpl_->render(ctx);
+  } catch (const Error& e) {
+    throw Error(std::string("chat template: ") + e.what());
+  }
+}
+
+}  // namespace minnow

@@ -1,0 +1,52 @@
+#include "chat/jinja.h"
+
+#include "chat/jinja_interp.h"
+#include "chat/jinja_parser.h"
+#include "common/error.h"
+
+namespace minnow::jinja {
+
+Template::Template(std::string_view source)
+    : body_(std::make_shared<const Body>(parse_template(source))) {}
+
+std::string Template::render(const Value& context) const {
+  auto globals = std::make_shared<Scope>();
+  install_globals(*globals);
+  auto top = std::make_shared<Scope>();
+  top->parent = globals;
+  if (context.is_dict())
+    for (auto& kv : context.dict->items) top->vars[kv.first.str()] = kv.second;
+  Interp interp;
+  std::string out;
+  if (interp.exec_body(*body_, top, out) != Interp::Flow::Normal)
+    throw Error("template: break/continue outside a loop");
+  return out;
+}
+
+Value from_json(const nlohmann::ordered_json& j) {
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::null: return Value::none();
+    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned: {
+      uint64_t u = j.get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) return Value::number(static_cast<double>(u));
+      return Value::integer(static_cast<int64_t>(u));
+    }
+    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      std::vector<Value> items;
+      for (auto& x : j) items.push_back(from_json(x));
+      return Value::new_list(std::move(items));
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      Value d = Value::new_dict();
+      for (auto it = j.begin(); it != j.end(); ++it) d.dict->items.emplace_back(Value::string(it.key()), from_json(it.value()));
+      return d;
+    }
+    default: return Value::none();
+  }
+}
+
+}  // namespace minnow::jinja

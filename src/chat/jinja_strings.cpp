@@ -1,0 +1,236 @@
+#include "chat/jinja_strings.h"
+
+#include <algorithm>
+
+#include "chat/jinja_utf8.h"
+#include "common/error.h"
+
+namespace minnow::jinja {
+
+std::string py_strip(const std::string& s, const std::string* chars, bool left, bool right) {
+  std::u32string cs = utf8_decode(s);
+  std::u32string set = chars ? utf8_decode(*chars) : std::u32string();
+  auto strip_it = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : py_isspace(c); };
+  size_t b = 0, e = cs.size();
+  if (left)
+    while (b < e && strip_it(cs[b])) ++b;
+  if (right)
+    while (e > b && strip_it(cs[e - 1])) --e;
+  return utf8_encode(std::u32string_view(cs).substr(b, e - b));
+}
+
+std::vector<std::string> py_split(const std::string& s, const std::string* sep, int64_t maxsplit, bool right) {
+  std::vector<std::string> out;
+  if (sep) {
+    if (sep->empty()) throw Error("empty separator");
+    if (!right) {
+      size_t start = 0;
+      while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
+        size_t p = s.find(*sep, start);
+        if (p == std::string::npos) break;
+        out.push_back(s.substr(start, p - start));
+        start = p + sep->size();
+      }
+      out.push_back(s.substr(start));
+    } else {
+      size_t end = s.size();
+      while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
+        if (end < sep->size()) break;
+        size_t p = s.rfind(*sep, end - sep->size());
+        if (p == std::string::npos) break;
+        out.push_back(s.substr(p + sep->size(), end - p - sep->size()));
+        end = p;
+      }
+      out.push_back(s.substr(0, end));
+      std::reverse(out.begin(), out.end());
+    }
+    return out;
+  }
+  std::u32string cs = utf8_decode(s);
+  size_t n = cs.size();
+  if (!right) {
+    size_t i = 0;
+    while (true) {
+      while (i < n && py_isspace(cs[i])) ++i;
+      if (i >= n) break;
+      if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
+        out.push_back(utf8_encode(std::u32string_view(cs).substr(i)));
+        break;
+      }
+      size_t j = i;
+      while (j < n && !py_isspace(cs[j])) ++j;
+      out.push_back(utf8_encode(std::u32string_view(cs).substr(i, j - i)));
+      i = j;
+    }
+  } else {
+    size_t i = n;
+    while (true) {
+      while (i > 0 && py_isspace(cs[i - 1])) --i;
+      if (i == 0) break;
+      if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
+        out.push_back(utf8_encode(std::u32string_view(cs).substr(0, i)));
+        break;
+      }
+      size_t j = i;
+      while (j > 0 && !py_isspace(cs[j - 1])) --j;
+      out.push_back(utf8_encode(std::u32string_view(cs).substr(j, i - j)));
+      i = j;
+    }
+    std::reverse(out.begin(), out.end());
+  }
+  return out;
+}
+
+static bool is_line_break(char32_t c) {
+  return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x85 ||
+         c == 0x2028 || c == 0x2029;
+}
+
+std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
+  std::u32string cs = utf8_decode(s);
+  std::vector<std::string> out;
+  size_t i = 0, n = cs.size();
+  while (i < n) {
+    size_t j = i;
+    while (j < n && !is_line_break(cs[j])) ++j;
+    size_t eol = j;
+    if (j < n) {
+      if (cs[j] == '\r' && j + 1 < n && cs[j + 1] == '\n') j += 2;
+      else j += 1;
+    }
+    out.push_back(utf8_encode(std::u32string_view(cs).substr(i, (keepends ? j : eol) - i)));
+    i = j;
+  }
+  return out;
+}
+
+std::string py_case(const std::string& s, const std::string& name) {
+  std::u32string cs = utf8_decode(s);
+  std::string out;
+  out.reserve(s.size());
+  if (name == "lower") {
+    for (char32_t c : cs) utf8_append(out, py_lower(c));
+  } else if (name == "upper") {
+    for (char32_t c : cs) utf8_append(out, py_upper(c));
+  } else if (name == "swapcase") {
+    for (char32_t c : cs) utf8_append(out, py_lower(c) != c ? py_lower(c) : py_upper(c));
+  } else if (name == "capitalize") {
+    for (size_t k = 0; k < cs.size(); ++k) utf8_append(out, k == 0 ? py_title(cs[k]) : py_lower(cs[k]));
+  } else {  // title
+    bool prev_cased = false;
+    for (char32_t c : cs) {
+      utf8_append(out, prev_cased ? py_lower(c) : py_title(c));
+      prev_cased = py_iscased(c);
+    }
+  }
+  return out;
+}
+
+std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count) {
+  std::string out;
+  if (old_s.empty()) {
+    std::u32string cs = utf8_decode(s);
+    int64_t done = 0;
+    for (size_t k = 0; k <= cs.size(); ++k) {
+      if (count < 0 || done < count) {
+        out += new_s;
+        ++done;
+      }
+      if (k < cs.size()) utf8_append(out, cs[k]);
+    }
+    return out;
+  }
+  size_t start = 0;
+  int64_t done = 0;
+  while (count < 0 || done < count) {
+    size_t p = s.find(old_s, start);
+    if (p == std::string::npos) break;
+    out.append(s, start, p - start);
+    out += new_s;
+    start = p + old_s.size();
+    ++done;
+  }
+  out.append(s, start, std::string::npos);
+  return out;
+}
+
+std::string py_format(const std::string& fmt, const CallArgs& args) {
+  std::string out;
+  size_t auto_idx = 0;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    char c = fmt[i];
+    if (c == '}') {
+      if (i + 1 < fmt.size() && fmt[i + 1] == '}') {
+        out.push_back('}');
+        ++i;
+        continue;
+      }
+      throw Error("Single '}' encountered in format string");
+    }
+    if (c != '{') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 1 < fmt.size() && fmt[i + 1] == '{') {
+      out.push_back('{');
+      ++i;
+      continue;
+    }
+    size_t close = fmt.find('}', i);
+    if (close == std::string::npos) throw Error("Single '{' encountered in format string");
+    std::string field = fmt.substr(i + 1, close - i - 1);
+    i = close;
+    bool use_repr = false;
+    size_t bang = field.find('!');
+    size_t colon = field.find(':');
+    if (colon != std::string::npos && !field.substr(colon + 1).empty())
+      throw Error("unsupported construct: format spec '" + field.substr(colon + 1) + "' in str.format");
+    if (bang != std::string::npos) {
+      use_repr = field.substr(bang + 1, 1) == "r";
+      field = field.substr(0, bang);
+    } else if (colon != std::string::npos) {
+      field = field.substr(0, colon);
+    }
+    const Value* v = nullptr;
+    if (field.empty()) {
+      if (auto_idx >= args.pos.size()) throw Error("Replacement index " + std::to_string(auto_idx) + " out of range");
+      v = &args.pos[auto_idx++];
+    } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+      size_t k = std::stoul(field);
+      if (k >= args.pos.size()) throw Error("Replacement index " + field + " out of range");
+      v = &args.pos[k];
+    } else {
+      for (auto& kv : args.kw)
+        if (kv.first == field) v = &kv.second;
+      if (!v) throw Error("KeyError: '" + field + "'");
+    }
+    out += use_repr ? v->repr() : v->str();
+  }
+  return out;
+}
+
+bool py_is(const std::string& s, const std::string& name) {
+  std::u32string cs = utf8_decode(s);
+  if (cs.empty()) return false;
+  if (name == "isupper" || name == "islower") {
+    bool any = false;
+    for (char32_t c : cs) {
+      if (!py_iscased(c)) continue;
+      any = true;
+      bool up = py_lower(c) != c;
+      if ((name == "isupper") != up) return false;
+    }
+    return any;
+  }
+  for (char32_t c : cs) {
+    bool ok;
+    if (name == "isdigit") ok = c >= '0' && c <= '9';
+    else if (name == "isspace") ok = py_isspace(c);
+    else if (name == "isalpha") ok = py_isalnum(c) && !(c >= '0' && c <= '9');
+    else ok = py_isalnum(c);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace minnow::jinja
