@@ -109,27 +109,33 @@ def test_golden_greedy_run(idx):
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     out = json.loads(r.stdout.decode().strip().splitlines()[-1])
     assert out["prompt_tokens"] == case["prompt_tokens"]
-    # Compare up to the first step where llama.cpp's own top-2 gap is under 0.5.
+    # The acceptance: equal up to the first step where llama.cpp's own top-2 gap is under 0.5. Stricter here:
+    # keep comparing past such steps while the tokens agree; the first difference must be at a small gap.
     n_prompt = len(case["prompt_tokens"])
-    limit = n
+    gaps = []
     for k in range(n):
         top = case["positions"][n_prompt - 1 + k]["top"]
-        if top[0][1] - top[1][1] < GAP:
-            limit = k
-            break
-    print(f"prompt {idx}: comparing {limit} of {n} greedy tokens")
-    assert out["tokens"][:limit] == case["greedy_tokens"][:limit]
+        gaps.append(top[0][1] - top[1][1])
+    first_small = next((k for k in range(n) if gaps[k] < GAP), n)
+    assert out["tokens"][:first_small] == case["greedy_tokens"][:first_small]
+    ours = out["tokens"]
+    k = 0
+    while k < n and k < len(ours) and ours[k] == case["greedy_tokens"][k]:
+        k += 1
+    print(f"prompt {idx}: {k} of {n} greedy tokens equal (first small-gap step: {first_small})")
+    if k < n:
+        assert k < len(ours), "generation stopped early"
+        assert gaps[k] < GAP, f"diverged at step {k} where llama.cpp's top-2 gap is {gaps[k]:.3f}"
 
 
 @pytest.mark.parametrize("bug", ["rope_fixed_pos", "layernorm", "gqa_order", "rope_halfsplit"])
 def test_negative_controls_fail_bounds(bug):
-    """Each classic bug must be caught: at least one prompt leaves the bounds, by a wide margin."""
+    """Each classic bug must be caught: every prompt leaves the bounds."""
     cases = golden()
-    worst_ratio = 0.0
     for idx, case in enumerate(cases):
         toks = case_tokens(case)
         kls, mism = kl_figures(case, score_logits(toks, env={"MINNOW_DEBUG_BREAK": bug}))
-        print(f"{bug}: prompt {idx}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, mismatches = {len(mism)}")
-        worst_ratio = max(worst_ratio, kls.mean() / MEAN_KL, kls.max() / MAX_KL)
-    assert worst_ratio > 1.0, f"{bug} was not detected"
-    print(f"{bug}: worst bound exceeded {worst_ratio:.1f}x")
+        ratio = max(kls.mean() / MEAN_KL, kls.max() / MAX_KL)
+        print(f"{bug}: prompt {idx}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, "
+              f"mismatches = {len(mism)}, bound exceeded {ratio:.1f}x")
+        assert ratio > 1.0 or mism, f"{bug} was not detected on prompt {idx}"
