@@ -321,7 +321,8 @@ void HttpServer::start() {
   listener_ = std::thread([this] { impl_->svr.listen_after_bind(); });
 }
 
-void HttpServer::set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<Backend> backend) {
+void HttpServer::set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<Backend> backend, int n_ctx) {
+  if (n_ctx > 0) opt_.n_ctx = n_ctx;
   SchedulerOptions so;
   so.n_slots = opt_.n_slots;
   so.n_ctx = opt_.n_ctx;

@@ -37,8 +37,9 @@ class HttpServer {
 
   int bind();    // binds host:port (port 0 = any); returns the port; throws Error when it cannot
   void start();  // accepts connections on a background thread
-  // The model is loaded: from now on generation endpoints work. The server owns both.
-  void set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<Backend> backend);
+  // The model is loaded: from now on generation endpoints work. The server owns both. n_ctx > 0 replaces
+  // ServerOptions::n_ctx (the positions per slot the backend really has).
+  void set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<Backend> backend, int n_ctx = 0);
   // Stop accepting generation requests, let in-flight ones finish for up to shutdown_grace_s, cancel the rest,
   // stop listening. Safe to call from any thread, more than once.
   void shutdown();

@@ -1,0 +1,45 @@
+#pragma once
+// ServerModel for a real GGUF model: its tokenizer and its chat template (tokenizer.chat_template, or ChatML
+// when the file has none), rendered by minnow's Jinja engine.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/server_model.h"
+
+namespace minnow {
+class Tokenizer;
+class GgufFile;
+namespace jinja {
+class Template;
+}
+}  // namespace minnow
+
+namespace minnow::server {
+
+class LlamaServerModel : public ServerModel {
+ public:
+  // `tok` and `gguf` must outlive this object. template_override: Jinja source to use instead of the model's.
+  LlamaServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id, const std::string& template_override = "");
+  ~LlamaServerModel() override;
+  std::string id() const override { return id_; }
+  int n_vocab() const override;
+  std::vector<int32_t> tokenize(const std::string& text, bool add_special, bool parse_special) const override;
+  std::string token_to_piece(int32_t token) const override;
+  bool is_eog(int32_t token) const override;
+  std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override;
+  // The rendered (untokenized) prompt, for tests and debugging.
+  std::string render(const nlohmann::json& messages) const;
+
+ private:
+  const Tokenizer& tok_;
+  std::string id_;
+  std::string bos_text_, eos_text_;
+  std::unique_ptr<jinja::Template> tmpl_;
+  std::vector<std::string> control_texts_;  // texts of control tokens (to spot injection attempts)
+};
+
+// The fallback template when a model has none.
+extern const char* kChatMLTemplate;
+
+}  // namespace minnow::server
