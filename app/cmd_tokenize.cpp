@@ -1,0 +1,55 @@
+// minnow tokenize -m MODEL (-p TEXT | -f FILE) [--no-bos] [--special]: token ids on one line.
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+#include "app/commands.h"
+#include "common/args.h"
+#include "common/error.h"
+#include "gguf/gguf_file.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw minnow::Error("cannot open file '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw minnow::Error("cannot read file '" + path + "'");
+  return ss.str();
+}
+
+int cmd_tokenize(int argc, char** argv) {
+  std::string model, prompt, file;
+  bool no_bos = false, special = false;
+  minnow::ArgParser args("tokenize");
+  args.add_string({"-m", "--model"}, &model, "GGUF model or tokenizer-only GGUF file");
+  args.add_string({"-p", "--prompt"}, &prompt, "text to tokenize");
+  args.add_string({"-f", "--file"}, &file, "file whose exact bytes are tokenized");
+  args.add_flag({"--no-bos"}, &no_bos, "add no BOS/EOS tokens");
+  args.add_flag({"--special"}, &special, "recognise special-token texts (e.g. <|im_start|>) in the input");
+  if (!args.parse(argc, argv, 1)) return 0;
+  if (model.empty()) throw minnow::Error("tokenize needs a model (-m FILE)");
+  const bool has_p = args.was_set("-p"), has_f = args.was_set("-f");
+  if (has_p == has_f) throw minnow::Error("tokenize needs exactly one of -p TEXT or -f FILE");
+  const std::string text = has_f ? read_file_bytes(file) : prompt;
+
+  auto gguf = minnow::GgufFile::open(model);
+  auto tok = minnow::Tokenizer::from_gguf(*gguf);
+  const auto ids = tok->encode(text, !no_bos, special);
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) line.push_back(' ');
+    line += std::to_string(ids[i]);
+  }
+  line.push_back('\n');
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+MINNOW_COMMAND("tokenize", "print the token ids of a text", cmd_tokenize);
