@@ -1,0 +1,186 @@
+// synth_model: writes a Llama-architecture GGUF with random weights and a real tokenizer, quantized like
+// llama-quantize would (e.g. Q4_K_M), for speed tests and llama.cpp cross-checks at full model sizes.
+//   synth_model --preset tinyllama-1.1b|llama-3.2-1b|smollm2-135m --vocab VOCAB.gguf --type Q4_K_M -o OUT.gguf
+//               [--seed S] [--layers N] [-t THREADS]
+// Weights are gaussian (std 0.02; norms 1), a pure function of (seed, tensor, row): the same seed gives the
+// same file whatever the thread count.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/args.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
+#include "quant/quant_mix.h"
+#include "quant/quant_ref.h"
+
+using namespace minnow;
+
+namespace {
+
+struct Preset {
+  const char* name;
+  int64_t n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
+  double rope_base, rms_eps;
+  bool tied_output;
+};
+
+const Preset kPresets[] = {
+    {"tinyllama-1.1b", 22, 2048, 32, 4, 5632, 2048, 32000, 10000.0, 1e-5, false},
+    {"llama-3.2-1b", 16, 2048, 32, 8, 8192, 131072, 128256, 500000.0, 1e-5, true},
+    {"smollm2-135m", 30, 576, 9, 3, 1536, 8192, 49152, 100000.0, 1e-5, true},
+};
+
+// splitmix64: a counter-based stream, so any row can be generated independently.
+uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// n gaussian values with standard deviation sd (Box-Muller), determined by key.
+void gaussian_row(uint64_t key, float sd, float* out, int64_t n) {
+  uint64_t state = mix64(key);
+  for (int64_t i = 0; i < n; i += 2) {
+    state = mix64(state);
+    const double u1 = (static_cast<double>(state >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    state = mix64(state);
+    const double u2 = static_cast<double>(state >> 11) * 0x1.0p-53;
+    const double r = std::sqrt(-2.0 * std::log(u1)) * sd;
+    out[i] = static_cast<float>(r * std::cos(6.283185307179586 * u2));
+    if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(6.283185307179586 * u2));
+  }
+}
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> ne;  // ne[0] innermost
+};
+
+std::vector<TensorSpec> tensor_list(const Preset& p, int64_t n_vocab) {
+  const int64_t head_dim = p.n_embd / p.n_head, n_kv = head_dim * p.n_head_kv;
+  std::vector<TensorSpec> v;
+  v.push_back({"token_embd.weight", {p.n_embd, n_vocab}});
+  for (int64_t l = 0; l < p.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    v.push_back({b + "attn_norm.weight", {p.n_embd}});
+    v.push_back({b + "attn_q.weight", {p.n_embd, p.n_embd}});
+    v.push_back({b + "attn_k.weight", {p.n_embd, n_kv}});
+    v.push_back({b + "attn_v.weight", {p.n_embd, n_kv}});
+    v.push_back({b + "attn_output.weight", {p.n_embd, p.n_embd}});
+    v.push_back({b + "ffn_norm.weight", {p.n_embd}});
+    v.push_back({b + "ffn_gate.weight", {p.n_embd, p.n_ff}});
+    v.push_back({b + "ffn_up.weight", {p.n_embd, p.n_ff}});
+    v.push_back({b + "ffn_down.weight", {p.n_ff, p.n_embd}});
+  }
+  v.push_back({"output_norm.weight", {p.n_embd}});
+  if (!p.tied_output) v.push_back({"output.weight", {p.n_embd, n_vocab}});
+  return v;
+}
+
+int run(int argc, char** argv) {
+  std::string preset_name, vocab_path, type_name_s = "Q4_K_M", out_path;
+  int64_t seed = 42, layers = -1;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ArgParser ap("synth_model");
+  ap.add_string({"--preset"}, &preset_name, "tinyllama-1.1b | llama-3.2-1b | smollm2-135m");
+  ap.add_string({"--vocab"}, &vocab_path, "GGUF file whose tokenizer.* metadata is copied");
+  ap.add_string({"--type"}, &type_name_s, "llama-quantize type name (default Q4_K_M)");
+  ap.add_string({"-o", "--output"}, &out_path, "output GGUF path");
+  ap.add_int({"--seed"}, &seed, "random seed (default 42)");
+  ap.add_int({"--layers"}, &layers, "override the number of layers");
+  ap.add_int({"-t", "--threads"}, &threads, "worker threads (default: all cores)");
+  if (!ap.parse(argc, argv, 1)) return 0;
+  if (preset_name.empty() || vocab_path.empty() || out_path.empty())
+    throw Error("--preset, --vocab and -o are required");
+  const Preset* found = nullptr;
+  for (const Preset& p : kPresets)
+    if (preset_name == p.name) found = &p;
+  if (!found) throw Error("unknown preset '" + preset_name + "' (tinyllama-1.1b, llama-3.2-1b, smollm2-135m)");
+  Preset p = *found;
+  if (ap.was_set("--layers")) {
+    if (layers < 1 || layers > 1000) throw Error("--layers must be between 1 and 1000");
+    p.n_layer = layers;
+  }
+  if (threads < 1 || threads > 1024) throw Error("-t must be between 1 and 1024");
+  const QuantTarget target = parse_quant_target(type_name_s);
+  const auto t0 = std::chrono::steady_clock::now();
+
+  auto vocab = GgufFile::open(vocab_path);
+  const GgufValue* tokens = vocab->find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->type() != GgufValueType::ARRAY || tokens->array_size() == 0)
+    throw Error(vocab_path + " has no tokenizer.ggml.tokens array");
+  const int64_t n_vocab = static_cast<int64_t>(tokens->array_size());
+  if (n_vocab != p.n_vocab)
+    std::fprintf(stderr, "note: %s has %lld tokens, not %s's %lld: using %lld\n", vocab_path.c_str(),
+                 static_cast<long long>(n_vocab), p.name, static_cast<long long>(p.n_vocab),
+                 static_cast<long long>(n_vocab));
+
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_string("general.name", std::string("synthetic ") + p.name);
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", static_cast<uint32_t>(target.ftype));
+  w.set_u32("llama.context_length", static_cast<uint32_t>(p.n_ctx));
+  w.set_u32("llama.embedding_length", static_cast<uint32_t>(p.n_embd));
+  w.set_u32("llama.block_count", static_cast<uint32_t>(p.n_layer));
+  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(p.n_ff));
+  w.set_u32("llama.rope.dimension_count", static_cast<uint32_t>(p.n_embd / p.n_head));
+  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(p.n_head));
+  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(p.n_head_kv));
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(p.rms_eps));
+  w.set_f32("llama.rope.freq_base", static_cast<float>(p.rope_base));
+  w.set_u32("llama.vocab_size", static_cast<uint32_t>(n_vocab));
+  for (const auto& [key, value] : vocab->metadata())
+    if (key.rfind("tokenizer.", 0) == 0) w.copy_value(key, value);
+
+  MixModelInfo info{p.n_layer, p.n_head, p.n_head_kv, !p.tied_output};
+  MixPlanner planner(target, info);
+  ThreadPool pool(threads);
+  size_t total = 0;
+  const auto specs = tensor_list(p, n_vocab);
+  for (size_t ti = 0; ti < specs.size(); ++ti) {
+    const TensorSpec& s = specs[ti];
+    const int64_t ne0 = s.ne[0];
+    const int64_t rows = s.ne.size() > 1 ? s.ne[1] : 1;
+    const GgmlType type = planner.choose(s.name, static_cast<uint32_t>(s.ne.size()), ne0, GgmlType::F32);
+    const size_t rb = row_bytes(type, ne0);
+    std::vector<uint8_t> data(rb * static_cast<size_t>(rows));
+    const bool is_norm = s.ne.size() == 1;
+    pool.parallel_for(rows, [&](int64_t begin, int64_t end, int) {
+      std::vector<float> row(static_cast<size_t>(ne0));
+      for (int64_t r = begin; r < end; ++r) {
+        if (is_norm) std::fill(row.begin(), row.end(), 1.0f);
+        else gaussian_row(mix64(static_cast<uint64_t>(seed) * 0x100000001B3ull + ti) ^ static_cast<uint64_t>(r),
+                          0.02f, row.data(), ne0);
+        quantize_row_ref(type, row.data(), data.data() + static_cast<size_t>(r) * rb, ne0);
+      }
+    });
+    w.add_tensor(s.name, type, s.ne, data.data(), data.size());
+    total += data.size();
+  }
+  w.write(out_path);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %s, %lld layers, vocab %lld, %s, %.1f MiB tensor data, %.2f s on %d threads\n", out_path.c_str(),
+              p.name, static_cast<long long>(p.n_layer), static_cast<long long>(n_vocab), target.name.c_str(),
+              static_cast<double>(total) / 1048576.0, secs, threads);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
