@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/llama_model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace minnow {
 
 class ArgParser;
-class LlamaModel;
-class Tokenizer;
 
 struct ModelFlags {
   std::string model;            // -m
