@@ -123,6 +123,7 @@ std::vector<Value> sorted_values(std::vector<Value> items, bool reverse, bool ca
 
 Value select_impl(Interp& in, const Value& v, CallArgs& a, bool by_attr, bool keep) {
   std::vector<Value> out;
+  if (!v.truthy()) return Value::new_list();  // jinja2: `if value:` before iterating
   size_t k0 = by_attr ? 1 : 0;
   std::string attr = by_attr ? (a.pos.empty() ? throw Error("selectattr needs an attribute name") : a.pos[0].str()) : "";
   for (auto& x : iterate(v)) {
@@ -143,6 +144,7 @@ Value select_impl(Interp& in, const Value& v, CallArgs& a, bool by_attr, bool ke
 
 Value do_map(Interp& in, const Value& v, CallArgs& a) {
   std::vector<Value> out;
+  if (!v.truthy()) return Value::new_list();  // jinja2: `if value:` before iterating
   const Value* attr = nullptr;
   const Value* def = nullptr;
   for (auto& kv : a.kw) {
@@ -225,6 +227,8 @@ Value to_float(const Value& v, const Value& def) {
   return def;
 }
 
+}  // namespace
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -239,6 +243,8 @@ std::string html_escape(const std::string& s) {
   }
   return out;
 }
+
+namespace {
 
 std::string do_title(const std::string& s) {
   // jinja2: split on runs of [-\s({\[<], upper-case each piece's first char, lower-case the rest.
@@ -271,7 +277,11 @@ size_t length_of(const Value& v) {
 }  // namespace
 
 Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs& a) {
-  if (name == "safe" || name == "e_safe") return v;
+  if (name == "safe") {
+    Value r = Value::string(v.str());
+    r.safe = true;
+    return r;
+  }
   if (name == "tojson") return do_tojson(v, a);
   if (name == "trim") {
     const Value& chars = opt(a, 0, "chars", kNone);
@@ -418,7 +428,12 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
     }
     return Value::integer(n);
   }
-  if (name == "escape" || name == "e" || name == "forceescape") return Value::string(html_escape(v.str()));
+  if (name == "escape" || name == "e" || name == "forceescape") {
+    if (v.is_string() && v.safe && name != "forceescape") return v;
+    Value r = Value::string(html_escape(v.str()));
+    r.safe = true;
+    return r;
+  }
   if (name == "attr") {
     if (a.pos.empty()) throw Error("attr filter needs a name");
     return get_attr(v, a.pos[0].str());

@@ -273,7 +273,12 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     throw bad();
   }
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+    if (a.is_string() && b.is_string()) {
+      if (!a.safe && !b.safe) return Value::string(a.s + b.s);
+      Value r = Value::string((a.safe ? a.s : html_escape(a.s)) + (b.safe ? b.s : html_escape(b.s)));
+      r.safe = true;
+      return r;
+    }
     if (a.is_list() && b.is_list() && a.list->tuple == b.list->tuple) {
       std::vector<Value> items = a.list->items;
       items.insert(items.end(), b.list->items.begin(), b.list->items.end());

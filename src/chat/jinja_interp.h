@@ -55,5 +55,6 @@ Value slice_value(const Value& obj, const Value& start, const Value& stop, const
 bool value_contains(const Value& container, const Value& item);
 std::vector<Value> iterate(const Value& v);  // Python iter(): list items, dict keys, string chars
 void install_globals(Scope& globals);
+std::string html_escape(const std::string& s);  // markupsafe.escape
 
 }  // namespace minnow::jinja

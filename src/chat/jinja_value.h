@@ -21,6 +21,7 @@ struct Value {
   enum class Kind : uint8_t { Undefined, None, Bool, Int, Float, String, List, Dict, Callable };
   Kind kind = Kind::Undefined;
   bool b = false;
+  bool safe = false;  // String: jinja2 Markup (from |safe or |escape); `markup + str` escapes the str
   int64_t i = 0;
   double f = 0;
   std::string s;  // String: its UTF-8 bytes. Undefined: the name (for error messages).
