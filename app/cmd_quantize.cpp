@@ -6,7 +6,6 @@
 //   Writes nothing: for each pure type, the round-trip RMSE over all 2-D weights whose rows fit the type.
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -40,7 +39,7 @@ MixModelInfo model_info(const GgufFile& f) {
   m.has_output = f.find_tensor("output.weight") != nullptr;
   if (m.n_layer <= 0) {  // count blocks from tensor names
     for (auto& t : f.tensors())
-      if (t.name.rfind("blk.", 0) == 0) m.n_layer = std::max<int64_t>(m.n_layer, std::atoll(t.name.c_str() + 4) + 1);
+      m.n_layer = std::max<int64_t>(m.n_layer, layer_of(t.name) + 1);
   }
   return m;
 }
@@ -109,9 +108,17 @@ int run_quantize(int argc, char** argv) {
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", static_cast<uint32_t>(target.ftype));
 
+  // llama-quantize's order: tensors outside the blocks first, then by layer; by name within each.
+  std::vector<const GgufTensorInfo*> order;
+  for (const auto& t : in->tensors()) order.push_back(&t);
+  std::stable_sort(order.begin(), order.end(), [](const GgufTensorInfo* a, const GgufTensorInfo* b) {
+    const int64_t la = layer_of(a->name), lb = layer_of(b->name);
+    return la != lb ? la < lb : a->name < b->name;
+  });
   size_t bytes_in = 0, bytes_out = 0;
   ErrorSum total;
-  for (const auto& t : in->tensors()) {
+  for (const GgufTensorInfo* tp : order) {
+    const GgufTensorInfo& t = *tp;
     const GgmlType type = planner.choose(t.name, t.n_dims, t.ne[0], t.type);
     bytes_in += t.nbytes;
     std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);

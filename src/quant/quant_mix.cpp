@@ -46,6 +46,8 @@ bool ends_with(const std::string& s, std::string_view what) {
   return s.size() >= what.size() && s.compare(s.size() - what.size(), what.size(), what) == 0;
 }
 
+}  // namespace
+
 // "blk.N." -> N, or -1.
 int64_t layer_of(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return -1;
@@ -55,8 +57,6 @@ int64_t layer_of(const std::string& name) {
   while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && v < 1000000) v = v * 10 + (name[i++] - '0');
   return v;
 }
-
-}  // namespace
 
 QuantTarget parse_quant_target(std::string_view name) {
   std::string up(name);
@@ -104,7 +104,10 @@ GgmlType MixPlanner::pick(const std::string& name, int64_t ne0) {
   } else if (name == "token_embd.weight") {
     // the default type
   } else if (contains(name, "attn_v.weight")) {
-    const int64_t i = i_attn_v_++;
+    // llama.cpp counts attn_v tensors in its (layer, name) order: the counter is the layer index.
+    int64_t i = layer_of(name);
+    if (i < 0) i = i_attn_v_;
+    ++i_attn_v_;
     const int64_t n = m_.n_layer;
     if (ft == FileType::Q2_K) type = n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
     else if (ft == FileType::Q3_K_M) type = i < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;

@@ -59,6 +59,9 @@ class MixPlanner {
 // Whether llama-quantize re-encodes a tensor at all: 2-D+ weights, except norms and MoE gate inputs.
 bool is_quantizable(const std::string& name, uint32_t n_dims);
 
+// "blk.N.xxx" -> N; -1 for tensors outside the blocks.
+int64_t layer_of(const std::string& name);
+
 // llama.cpp's use_more_bits: the first and last eighth of the layers, and every third layer in between.
 bool use_more_bits(int64_t i_layer, int64_t n_layers);
 
