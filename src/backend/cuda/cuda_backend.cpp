@@ -19,6 +19,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "common/error.h"
+#include "common/npy.h"
 #include "model/llama_model.h"
 
 namespace minnow {
@@ -131,13 +132,23 @@ class CudaBackend final : public Backend {
         check(cudaMemcpyAsync(h_logits_, d_logits_, cnt * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download logits");
         check(cudaStreamSynchronize(stream_), "forward");
         logits.insert(logits.end(), h_logits_, h_logits_ + cnt);
+        dump_logits(n_out);
       } else {
         check(cudaStreamSynchronize(stream_), "forward");
       }
+      ++dump_calls_;
     }
   }
 
  private:
+  // --dump: the GPU keeps no per-layer intermediates, but writes the logits (named as the CPU backend does).
+  void dump_logits(int n_out) {
+    if (opt_.dump_dir.empty()) return;
+    std::string file = opt_.dump_dir + "/logits";
+    if (dump_calls_ > 0) file += ".call" + std::to_string(dump_calls_);
+    write_npy_f32(file + ".npy", h_logits_, {n_out, p_.n_vocab});
+  }
+
   void validate() {
     if (p_.head_dim_k != p_.head_dim_v) throw Error("cuda: different key and value head sizes are not supported");
     if (!cuda::attn_head_dim_supported(int(p_.head_dim_k)))
@@ -454,6 +465,7 @@ class CudaBackend final : public Backend {
   LlamaParams p_;
   BackendOptions opt_;
   int n_ctx_ = 0, n_seq_ = 0;
+  int dump_calls_ = 0;  // forward chunks so far (file names of --dump, as the CPU backend numbers calls)
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   std::vector<void*> allocs_;

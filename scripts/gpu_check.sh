@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The single device script for the CUDA backend (issue 4): in one call on the GPU machine it
+#   1. uses the binaries carried in .carry/bin (built on the dev machine with -DMINNOW_CUDA=ON; their
+#      non-CUDA shared libraries in .carry/lib) or, when those are absent, builds here with cmake + nvcc;
+#   2. runs the CUDA unit tests and the kernel timings (tests/unit/test_cuda_*.cpp);
+#   3. runs the golden teacher-forced KL checks and greedy runs on the GPU (tests/py/test_golden.py, with
+#      MINNOW_SHARED_DIR pointing at the carried copy of ../shared);
+#   4. writes the TinyLlama-shaped Q4_K_M model with synth_model, compares GPU and CPU logits (same KL bounds)
+#      and greedy output on a few prompts;
+#   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last.
+# Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
+# Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+CARRY=.carry
+SHARED=$CARRY/shared
+export PYTHONUNBUFFERED=1
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
+
+if [ -x "$CARRY/bin/minnow" ]; then
+  BIN=$CARRY/bin
+  export LD_LIBRARY_PATH=$PWD/$CARRY/lib:${LD_LIBRARY_PATH:-}
+  if ldd "$BIN/minnow" | grep -q "not found"; then ldd "$BIN/minnow" | grep "not found"; fi
+else
+  t0=$(date +%s)
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMINNOW_CUDA=ON -DMINNOW_NATIVE=OFF > "$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j16 --target minnow synth_model test_cuda_kernels test_cuda_perf >> "$OUT/build.log" 2>&1 ||
+    { tail -30 "$OUT/build.log"; echo "build failed"; exit 1; }
+  BIN=build-gpu/bin
+  note "built on the device in $(( $(date +%s) - t0 )) s"
+fi
+
+# ---- 2. unit tests and kernel timings ------------------------------------------------------------------
+"$BIN/test_cuda_kernels" > "$OUT/unit.log" 2>&1
+rc=$?
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
+note "unit tests (test_cuda_kernels): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
+"$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
+grep "\[perf\]" "$OUT/perf.log"
+
+# ---- 3. golden KL on the GPU ----------------------------------------------------------------------------
+MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED timeout 300 python3 -m pytest -q -s tests/py/test_golden.py \
+  -k "golden_kl or greedy_run" -p no:cacheprovider > "$OUT/golden.log" 2>&1
+rc=$?
+grep -E "prompt [0-9]|passed|failed|Error|assert" "$OUT/golden.log" | head -30
+note "golden (GPU, tests/py/test_golden.py -k 'golden_kl or greedy_run'): rc=$rc: $(tail -1 "$OUT/golden.log")"
+
+[ "${1:-}" = quick ] && { printf '%s\n' "${summary[@]}"; exit 0; }
+
+# ---- 4. TinyLlama-shaped model: GPU vs CPU --------------------------------------------------------------
+TL=/tmp/tl.gguf
+t0=$(date +%s)
+"$BIN/synth_model" --preset tinyllama-1.1b --vocab "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --type Q4_K_M -o $TL -t 16 \
+  > "$OUT/synth.log" 2>&1 || { tail -5 "$OUT/synth.log"; note "synth_model FAILED"; }
+note "synth_model: $(( $(date +%s) - t0 )) s, $(du -m $TL 2>/dev/null | cut -f1) MiB"
+if [ -f $TL ]; then
+  BIN=$BIN TL=$TL timeout 400 python3 - <<'PY' 2>&1 | tee "$OUT/compare.log"
+import json, os, subprocess, sys, tempfile
+import numpy as np
+BIN, TL = os.environ["BIN"] + "/minnow", os.environ["TL"]
+def logits(toks, dev):
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([BIN, "score", "-m", TL, "--tokens", ",".join(map(str, toks)), "--top", "2", "--dump", d,
+                            "--device", dev], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return np.load(os.path.join(d, "logits.npy")).astype(np.float64)
+def gen(prompt, dev, n=32):
+    r = subprocess.run([BIN, "run", "-m", TL, "-p", prompt, "-n", str(n), "--temp", "0", "--json", "--device", dev],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+ok = True
+for prompt in ["The capital of France is", "Once upon a time, in a small village by the sea, there lived",
+               "def fibonacci(n):\n    return"]:
+    c = gen(prompt, "cpu")
+    g = gen(prompt, "cuda")
+    toks = c["prompt_tokens"] + c["tokens"]
+    lc, lg = logits(toks, "cpu"), logits(toks, "cuda")
+    kls, mism = [], 0
+    for i in range(len(toks)):
+        ids = np.argsort(-lc[i])[:40]
+        p = np.exp(lc[i, ids] - lc[i, ids].max()); p /= p.sum()
+        q = np.exp(lg[i, ids] - lg[i, ids].max()); q /= q.sum()
+        kls.append(float(np.sum(p * (np.log(p) - np.log(q)))))
+        s = np.sort(lc[i])[::-1]
+        if s[0] - s[1] > 0.5 and np.argmax(lg[i]) != ids[0]: mism += 1
+    kls = np.array(kls)
+    k = 0
+    while k < len(c["tokens"]) and k < len(g["tokens"]) and c["tokens"][k] == g["tokens"][k]: k += 1
+    gap_ok = True
+    if k < len(c["tokens"]):
+        row = lc[len(c["prompt_tokens"]) - 1 + k]; s = np.sort(row)[::-1]
+        gap_ok = (s[0] - s[1]) < 0.5
+    good = kls.mean() <= 0.01 and kls.max() <= 0.05 and mism == 0 and gap_ok
+    ok &= good
+    print(f"TL GPU vs CPU {prompt[:24]!r}: {len(toks)} pos, mean KL {kls.mean():.2e}, max KL {kls.max():.2e}, "
+          f"argmax mismatches {mism}, greedy equal {k}/{len(c['tokens'])} (divergence at a small gap: {gap_ok}) -> "
+          f"{'OK' if good else 'FAIL'}")
+print("TL GPU vs CPU:", "OK" if ok else "FAIL")
+PY
+  note "$(tail -1 "$OUT/compare.log")"
+
+  # ---- 5. speed ---------------------------------------------------------------------------------------------
+  "$BIN/minnow" bench --device cuda -m $TL -p 512 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench.json" 2> "$OUT/bench.err"
+  tail -3 "$OUT/bench.err"
+  python3 - "$OUT/bench.json" <<'PY' | tee "$OUT/bench.txt"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+print("| test | t/s (mean ± sd) | ms/token | weights GB/s | % of 3.04 TB/s |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for r in rows:
+    name = (f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}") + (f" @ d{r['n_depth']}" if r["n_depth"] else "")
+    gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9 if r["n_gen"] else 0
+    print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | "
+          + (f"{gbs:.0f} | {100 * gbs / 3040:.1f}% |" if r["n_gen"] else "- | - |"))
+PY
+fi
+echo
+echo "==== summary ($(head -2 "$OUT/gpu.txt" | tail -1))"
+printf '%s\n' "${summary[@]}"
+[ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
+exit 0
