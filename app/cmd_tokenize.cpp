@@ -5,6 +5,8 @@
 #include <sstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "app/commands.h"
 #include "common/args.h"
 #include "common/error.h"
@@ -24,13 +26,14 @@ std::string read_file_bytes(const std::string& path) {
 
 int cmd_tokenize(int argc, char** argv) {
   std::string model, prompt, file;
-  bool no_bos = false, special = false;
+  bool no_bos = false, special = false, pieces = false;
   minnow::ArgParser args("tokenize");
   args.add_string({"-m", "--model"}, &model, "GGUF model or tokenizer-only GGUF file");
   args.add_string({"-p", "--prompt"}, &prompt, "text to tokenize");
   args.add_string({"-f", "--file"}, &file, "file whose exact bytes are tokenized");
   args.add_flag({"--no-bos"}, &no_bos, "add no BOS/EOS tokens");
   args.add_flag({"--special"}, &special, "recognise special-token texts (e.g. <|im_start|>) in the input");
+  args.add_flag({"--pieces"}, &pieces, "print the pre-tokenizer's pieces (JSON array) instead of ids");
   if (!args.parse(argc, argv, 1)) return 0;
   if (model.empty()) throw minnow::Error("tokenize needs a model (-m FILE)");
   const bool has_p = args.was_set("-p"), has_f = args.was_set("-f");
@@ -39,6 +42,11 @@ int cmd_tokenize(int argc, char** argv) {
 
   auto gguf = minnow::GgufFile::open(model);
   auto tok = minnow::Tokenizer::from_gguf(*gguf);
+  if (pieces) {
+    const std::string out = nlohmann::json(tok->pre_split(text)).dump() + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
   const auto ids = tok->encode(text, !no_bos, special);
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -109,7 +109,13 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
       size_t pos = 0, prev_end = 0;
       while (pos < piece.size()) {
         const int rc = pcre2_match(code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-        if (rc < 0) break;  // no further match (or a matching error: keep the rest as one piece)
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+          PCRE2_UCHAR msg[256];
+          pcre2_get_error_message(rc, msg, sizeof msg);
+          pcre2_match_data_free(md);
+          throw Error(std::string("pre-tokenizer regex failed: ") + reinterpret_cast<char*>(msg));
+        }
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         const size_t ms = ov[0], me = ov[1];
         if (me <= ms) {  // empty match: none of our regexes produce one, but never loop forever

@@ -82,7 +82,10 @@ void spm_encode(const Vocab& v, std::string_view text, std::vector<int32_t>& out
     if (id >= 0) {
       out.push_back(id);
     } else {
-      for (char c : piece) out.push_back(byte_token(v, static_cast<uint8_t>(c)));
+      for (char c : piece) {
+        const int32_t b = byte_token(v, static_cast<uint8_t>(c));
+        if (b >= 0) out.push_back(b);  // a vocabulary without byte tokens nor <unk> drops the byte
+      }
     }
   }
 }

@@ -65,6 +65,14 @@ std::string render_piece(const Vocab& v, int32_t id) {
   return {};
 }
 
+// BPE works on codepoints: invalid UTF-8 bytes become U+FFFD first (as llama.cpp does).
+std::string clean_utf8(std::string_view text) {
+  std::string clean;
+  clean.reserve(text.size());
+  for (uint32_t c : utf8::decode_lenient(text)) utf8::append(clean, c);
+  return clean;
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
@@ -89,19 +97,24 @@ void Tokenizer::encode_fragment(std::string_view text, bool space_prefix, std::v
     spm_encode(vocab_, s, out);
     return;
   }
-  // BPE works on codepoints: invalid UTF-8 bytes become U+FFFD first (as llama.cpp does).
-  std::string clean;
-  {
-    const auto cpts = utf8::decode_lenient(text);
-    clean.reserve(text.size());
-    for (uint32_t c : cpts) utf8::append(clean, c);
-  }
+  const std::string clean = clean_utf8(text);
   std::string word;
   for (std::string_view piece : pre_->split(clean)) {
     word.clear();
     for (char c : piece) word += byte_level::encode_byte(static_cast<uint8_t>(c));
     bpe_encode_word(vocab_, word, out);
   }
+}
+
+std::vector<std::string> Tokenizer::pre_split(std::string_view text) const {
+  std::vector<std::string> out;
+  if (!pre_) {
+    if (!text.empty()) out.emplace_back(text);
+    return out;
+  }
+  const std::string clean = clean_utf8(text);
+  for (std::string_view piece : pre_->split(clean)) out.emplace_back(piece);
+  return out;
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
@@ -128,17 +141,21 @@ const std::string& Tokenizer::token_text(int32_t id) const {
   return vocab_.text[id];
 }
 
-std::string Tokenizer::token_to_piece(int32_t id) const {
+std::string Tokenizer::token_to_piece(int32_t id) const { return token_to_piece(id, true); }
+
+std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
   if (!in_range(id)) throw Error("token id " + std::to_string(id) + " is out of range [0, " +
                                  std::to_string(n_vocab()) + ")");
+  if (!render_special && (vocab_.attr[id] & (kAttrControl | kAttrUnknown))) return {};
   return pieces_[id];
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
   std::string out;
   for (int32_t id : ids) {
     if (!in_range(id)) throw Error("token id " + std::to_string(id) + " is out of range [0, " +
                                    std::to_string(n_vocab()) + ")");
+    if (!render_special && (vocab_.attr[id] & (kAttrControl | kAttrUnknown))) continue;
     out += pieces_[id];
   }
   return out;

@@ -29,11 +29,19 @@ class Tokenizer {
   // (user-defined tokens are always recognised, as in llama.cpp). Invalid UTF-8 never throws.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
+  // BPE: the pre-tokenizer's pieces of text (invalid UTF-8 first replaced by U+FFFD), before merging.
+  // SentencePiece has no pre-tokenizer: the whole text is one piece.
+  std::vector<std::string> pre_split(std::string_view text) const;
+
   // The bytes a token renders to; control/unknown/user-defined tokens render as their text.
   // Throws Error for an id outside [0, n_vocab).
   std::string token_to_piece(int32_t id) const;
+  // render_special = false: control and unknown tokens render as nothing (llama.cpp's special=false).
+  std::string token_to_piece(int32_t id, bool render_special) const;
   // Concatenated pieces: raw bytes, possibly invalid UTF-8 (see utf8::sanitize / StreamDecoder).
-  std::string decode(const std::vector<int32_t>& ids) const;
+  // No leading-space stripping: for SentencePiece, decode(encode(s)) is " " + s (the dummy prefix).
+  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids, true); }
+  std::string decode(const std::vector<int32_t>& ids, bool render_special) const;
 
   int32_t n_vocab() const { return vocab_.n_vocab(); }
   int32_t bos() const { return vocab_.bos; }  // -1 when absent
