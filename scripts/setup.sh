@@ -14,7 +14,7 @@ fi
 PY=${PYTHON:-python3}
 missing_py=$($PY - <<'PYEOF'
 import importlib.util
-mods = {"gguf": "gguf", "numpy": "numpy", "jinja2": "jinja2", "pytest": "pytest", "openai": "openai", "requests": "requests"}
+mods = {"gguf": "gguf", "numpy": "numpy", "jinja2": "jinja2", "pytest": "pytest", "openai": "openai", "requests": "requests", "regex": "regex"}
 print(" ".join(pkg for mod, pkg in mods.items() if importlib.util.find_spec(mod) is None))
 PYEOF
 )
