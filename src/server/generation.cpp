@@ -1,6 +1,7 @@
 #include "server/generation.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace minnow::server {
 
@@ -36,6 +37,14 @@ bool GenerationJob::on_logits(const float* logits, int n_vocab, int32_t* next, F
   if (n_generated_ >= params_.max_tokens) {
     *reason = FinishReason::Length;
     return false;
+  }
+  if (params_.ignore_eos) {
+    if (masked_.empty())
+      for (int32_t t = 0; t < n_vocab; ++t)
+        if (model_.is_eog(t)) eog_ids_.push_back(t);
+    masked_.assign(logits, logits + n_vocab);
+    for (int32_t t : eog_ids_) masked_[t] = -INFINITY;
+    logits = masked_.data();
   }
   SampleResult s = sampler_.sample(logits, n_vocab);
   if (model_.is_eog(s.token)) {

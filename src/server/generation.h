@@ -22,6 +22,7 @@ struct GenParams {
   int max_tokens = 16;             // >= 0 (0: finish at once with "length")
   std::vector<std::string> stop;   // stop strings (not included in the output)
   SamplingParams sampling;
+  bool ignore_eos = false;         // extension (as llama-server): end-of-generation tokens are never sampled
 };
 
 struct TokenInfo {  // one generated token, for logprobs
@@ -69,6 +70,8 @@ class GenerationJob : public Job {
   size_t sent_ = 0;             // bytes of text_ already handed out
   bool stopped_by_string_ = false;
   std::vector<TokenInfo> new_tokens_;
+  std::vector<int32_t> eog_ids_;   // ignore_eos: the vocabulary's end-of-generation tokens
+  std::vector<float> masked_;      // [n_vocab] ignore_eos: logits with those tokens at -inf
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

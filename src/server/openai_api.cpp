@@ -96,6 +96,7 @@ void parse_common(const json& b, ParsedRequest& r, int n_ctx, int default_max_to
     for (const auto& st : r.gen.stop)
       if (st.empty()) throw bad("stop", "stop strings must not be empty");
   }
+  if (present(b, "ignore_eos")) r.gen.ignore_eos = get_bool(b, "ignore_eos");
   r.stream = present(b, "stream") ? get_bool(b, "stream") : false;
   if (present(b, "stream_options")) {
     const json& so = b.at("stream_options");

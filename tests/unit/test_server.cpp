@@ -276,6 +276,11 @@ TEST(Server, EosGivesStop) {
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(j["choices"][0]["text"], "");
   EXPECT_EQ(j["usage"]["completion_tokens"], 0);
+  // ignore_eos (llama-server's extension) generates the full budget anyway.
+  j = json::parse(h.post("/v1/completions", json{{"prompt", "0123456789"}, {"max_tokens", 9}, {"ignore_eos", true}}.dump())->body);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 9);
+  EXPECT_EQ(j["choices"][0]["text"].get<std::string>().size(), 9u);
 }
 
 TEST(Server, Logprobs) {

@@ -47,6 +47,7 @@ class FakeBackend : public Backend {
   }
   void forward(const Batch& b, std::vector<float>& logits) override {
     if (delay_ms.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
+    while (hold.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
     if (fail_next.exchange(false)) throw std::runtime_error("injected failure");
     std::lock_guard<std::mutex> lk(mu_);
     ++n_forward_;
@@ -103,6 +104,7 @@ class FakeBackend : public Backend {
   std::atomic<int> delay_ms{0};
   std::atomic<bool> fail_next{false};
   std::atomic<int> eos_at_pos{-1};
+  std::atomic<bool> hold{false};  // forward() waits while set (lets a test queue work before anything runs)
 
  private:
   std::mutex mu_;
