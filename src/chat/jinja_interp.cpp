@@ -92,18 +92,21 @@ void Interp::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out) {
   if (!(seq.is_undefined() || seq.is_list() || seq.is_dict() || seq.is_string()))
     throw Error("'" + seq.type_name() + "' object is not iterable");
   std::vector<Value> items = iterate(seq);
-  auto loop_scope = std::make_shared<Scope>();
-  loop_scope->parent = scope;
   if (s.cond) {
     std::vector<Value> kept;
     for (auto& it : items) {
-      assign(*s.target, it, loop_scope);
-      if (eval(*s.cond, loop_scope).truthy()) kept.push_back(it);
+      auto cond_scope = std::make_shared<Scope>();
+      cond_scope->parent = scope;
+      assign(*s.target, it, cond_scope);
+      if (eval(*s.cond, cond_scope).truthy()) kept.push_back(it);
     }
     items = std::move(kept);
   }
   size_t n = items.size();
   for (size_t k = 0; k < n; ++k) {
+    // jinja2: each iteration starts from the enclosing scope's values (assignments don't carry over).
+    auto loop_scope = std::make_shared<Scope>();
+    loop_scope->parent = scope;
     Value loop = Value::new_dict();
     auto& d = *loop.dict;
     auto put = [&](const char* key, Value v) { d.items.emplace_back(Value::string(key), std::move(v)); };
@@ -238,9 +241,14 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
   };
   if (a.is_number() && b.is_number()) {
     bool fl = a.kind == VK::Float || b.kind == VK::Float;
-    if (op == "+") return fl ? Value::number(a.as_double() + b.as_double()) : Value::integer(a.as_int() + b.as_int());
-    if (op == "-") return fl ? Value::number(a.as_double() - b.as_double()) : Value::integer(a.as_int() - b.as_int());
-    if (op == "*") return fl ? Value::number(a.as_double() * b.as_double()) : Value::integer(a.as_int() * b.as_int());
+    int64_t r = 0;
+    auto checked = [&](bool overflow) {
+      if (overflow) throw Error("integer overflow: result of " + op + " exceeds 64 bits");
+      return Value::integer(r);
+    };
+    if (op == "+") return fl ? Value::number(a.as_double() + b.as_double()) : checked(__builtin_add_overflow(a.as_int(), b.as_int(), &r));
+    if (op == "-") return fl ? Value::number(a.as_double() - b.as_double()) : checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r));
+    if (op == "*") return fl ? Value::number(a.as_double() * b.as_double()) : checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r));
     if (op == "/") {
       if (b.as_double() == 0) throw Error("division by zero");
       return Value::number(a.as_double() / b.as_double());
@@ -264,9 +272,13 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     }
     if (op == "**") {
       if (!fl && b.as_int() >= 0) {
-        int64_t r = 1, base = a.as_int();
-        for (int64_t k = 0; k < b.as_int(); ++k) r *= base;
-        return Value::integer(r);
+        int64_t p = 1, base = a.as_int(), e = b.as_int();
+        if (base == 0) return Value::integer(e == 0 ? 1 : 0);
+        if (base == 1) return Value::integer(1);
+        if (base == -1) return Value::integer(e % 2 ? -1 : 1);
+        for (int64_t k = 0; k < e; ++k)  // |base| >= 2 overflows within 64 steps
+          if (__builtin_mul_overflow(p, base, &p)) throw Error("integer overflow: result of ** exceeds 64 bits");
+        return Value::integer(p);
       }
       return Value::number(std::pow(a.as_double(), b.as_double()));
     }

@@ -104,22 +104,66 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
   return out;
 }
 
+// Python's SpecialCasing: one code point that maps to several (utf8proc maps one to one).
+static bool special_case(char32_t c, char mode, std::string& out) {
+  struct Sp {
+    char32_t c;
+    const char* upper;
+    const char* title;
+  };
+  static const Sp kTable[] = {
+      {0x00DF, "SS", "Ss"},   {0xFB00, "FF", "Ff"},   {0xFB01, "FI", "Fi"},     {0xFB02, "FL", "Fl"},
+      {0xFB03, "FFI", "Ffi"}, {0xFB04, "FFL", "Ffl"}, {0xFB05, "ST", "St"},     {0xFB06, "ST", "St"},
+      {0x0149, "\xCA\xBCN", "\xCA\xBCN"},
+  };
+  if (mode == 'l') {
+    if (c == 0x0130) {
+      out += "i\xCC\x87";
+      return true;
+    }
+    return false;
+  }
+  for (const Sp& sp : kTable)
+    if (sp.c == c) {
+      out += mode == 'u' ? sp.upper : sp.title;
+      return true;
+    }
+  return false;
+}
+
+static void put_upper(std::string& out, char32_t c) {
+  if (!special_case(c, 'u', out)) utf8_append(out, py_upper(c));
+}
+static void put_title(std::string& out, char32_t c) {
+  if (!special_case(c, 't', out)) utf8_append(out, py_title(c));
+}
+static void put_lower(std::string& out, char32_t c) {
+  if (!special_case(c, 'l', out)) utf8_append(out, py_lower(c));
+}
+
 std::string py_case(const std::string& s, const std::string& name) {
   std::u32string cs = utf8_decode(s);
   std::string out;
   out.reserve(s.size());
   if (name == "lower") {
-    for (char32_t c : cs) utf8_append(out, py_lower(c));
+    for (char32_t c : cs) put_lower(out, c);
   } else if (name == "upper") {
-    for (char32_t c : cs) utf8_append(out, py_upper(c));
+    for (char32_t c : cs) put_upper(out, c);
   } else if (name == "swapcase") {
-    for (char32_t c : cs) utf8_append(out, py_lower(c) != c ? py_lower(c) : py_upper(c));
+    for (char32_t c : cs) {
+      if (py_lower(c) != c) put_lower(out, c);
+      else put_upper(out, c);
+    }
   } else if (name == "capitalize") {
-    for (size_t k = 0; k < cs.size(); ++k) utf8_append(out, k == 0 ? py_title(cs[k]) : py_lower(cs[k]));
+    for (size_t k = 0; k < cs.size(); ++k) {
+      if (k == 0) put_title(out, cs[k]);
+      else put_lower(out, cs[k]);
+    }
   } else {  // title
     bool prev_cased = false;
     for (char32_t c : cs) {
-      utf8_append(out, prev_cased ? py_lower(c) : py_title(c));
+      if (prev_cased) put_lower(out, c);
+      else put_title(out, c);
       prev_cased = py_iscased(c);
     }
   }
