@@ -53,6 +53,40 @@ const std::vector<PreTokenizerSpec>& specs() {
   return k;
 }
 
+// PCRE2's \s also matches U+180E (a space in old Unicode versions); llama.cpp and the Unicode White_Space
+// property do not. Spell \s and \S out as the White_Space set instead.
+constexpr const char* kWhiteSpace =
+    "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+std::string expand_whitespace(const char* re) {
+  std::string out;
+  bool in_class = false;
+  for (const char* p = re; *p; ++p) {
+    if (p[0] == '\\' && (p[1] == 's' || p[1] == 'S')) {
+      const bool neg = p[1] == 'S';
+      if (in_class) {
+        out += kWhiteSpace;  // only \s occurs inside our classes
+      } else {
+        out += neg ? "[^" : "[";
+        out += kWhiteSpace;
+        out += "]";
+      }
+      ++p;
+      continue;
+    }
+    if (p[0] == '\\' && p[1]) {
+      out.push_back(p[0]);
+      out.push_back(p[1]);
+      ++p;
+      continue;
+    }
+    if (*p == '[' && !in_class) in_class = true;
+    else if (*p == ']' && in_class) in_class = false;
+    out.push_back(*p);
+  }
+  return out;
+}
+
 }  // namespace
 
 const PreTokenizerSpec* find_pretokenizer(std::string_view pre) {
@@ -77,10 +111,11 @@ struct PreTokenizer::Impl {
 };
 
 PreTokenizer::PreTokenizer(const PreTokenizerSpec& spec) : impl_(std::make_unique<Impl>()) {
-  for (const char* re : spec.regexes) {
+  for (const char* re_src : spec.regexes) {
+    const std::string re = expand_whitespace(re_src);
     int err = 0;
     PCRE2_SIZE erroff = 0;
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re), PCRE2_ZERO_TERMINATED,
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.c_str()), re.size(),
                                      PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &err, &erroff, nullptr);
     if (!code) {
       PCRE2_UCHAR msg[256];
