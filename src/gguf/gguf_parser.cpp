@@ -103,6 +103,10 @@ GgufValue GgufParser::read_value(GgufValueType t, int depth, const std::string& 
         fail("metadata key " + printable(key) + ": array length " + std::to_string(n) + " of " +
              std::string(gguf_type_name(v.elem_type_)) + " cannot fit in the " + std::to_string(remaining()) +
              " bytes left");
+      array_elements_ += n;
+      if (array_elements_ > kMaxArrayElements)
+        fail("metadata key " + printable(key) + ": more than " + std::to_string(kMaxArrayElements) +
+             " array elements in the file");
       if (gguf_type_size(v.elem_type_) != 0) v.raw_ = p_;
       v.items_.reserve(static_cast<size_t>(n));
       for (uint64_t i = 0; i < n; ++i) v.items_.push_back(read_value(v.elem_type_, depth + 1, key));

@@ -13,6 +13,9 @@ class GgufParser {
  public:
   static constexpr size_t kMinHeader = 24;      // magic, version, tensor count, kv count
   static constexpr int kMaxArrayDepth = 4;      // nested arrays allowed up to this depth
+  // Each array element becomes a GgufValue (~80 bytes): a whole-file cap bounds that memory (~700 MB)
+  // even for huge files. Real vocabularies use well under 2M elements.
+  static constexpr uint64_t kMaxArrayElements = uint64_t{1} << 23;
   explicit GgufParser(GgufFile& f) : f_(f), p_(f.map_), end_(f.map_ + f.size_) {}
   void parse();  // throws Error("<path>: <problem>")
 
@@ -32,6 +35,7 @@ class GgufParser {
   GgufFile& f_;
   const uint8_t* p_;    // read cursor inside [f_.map_, end_)
   const uint8_t* end_;  // one past the last byte of the image
+  uint64_t array_elements_ = 0;  // array elements read so far (all arrays)
 };
 
 // A name or key from the file made safe for a one-line message: control bytes escaped, long text cut.

@@ -106,6 +106,8 @@ def handmade_cases():
     c.append(("array truncated", header(0, 1) + gstr("k") + struct.pack("<IIQ", ARR, U32, 4) + b"\0" * 15))
     nested = struct.pack("<I", ARR) + struct.pack("<IQ", ARR, 1) * 200 + struct.pack("<IQ", U8, 0)
     c.append(("arrays nested 200 deep", header(0, 1) + gstr("k") + nested))
+    n = (1 << 23) + 1  # the reader caps the file's total array elements at 2^23
+    c.append(("array elements over the cap", header(0, 1) + gstr("k") + struct.pack("<IIQ", ARR, U8, n) + b"\0" * n))
     c.append(("bool value 2", header(0, 1) + kv("k", BOOL, 2)))
     for al in (0, 3, 48, 1 << 31):
         c.append((f"alignment {al}", model(t1, [kv("general.alignment", U32, al)])))

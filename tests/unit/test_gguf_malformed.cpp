@@ -144,6 +144,10 @@ TEST(GgufMalformed, HandmadeFilesAreRejected) {
     b.u32(kU8).u64(0);
     add("arrays nested 100 deep", b);
   }
+  {
+    uint64_t n = (uint64_t{1} << 23) + 1;  // over the reader's cap on array elements per file
+    add("array elements over the cap", B{}.header(0, 1).str("k").u32(kArr).u32(kU8).u64(n).zeros(n));
+  }
   add("bool 2", B{}.header(0, 1).str("k").u32(kBool).u8(2));
   add("duplicate key", B{}.header(0, 2).str("k").u32(kU8).u8(1).str("k").u32(kU8).u8(2));
   for (uint32_t al : {0u, 3u, 48u})
