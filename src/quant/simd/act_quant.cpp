@@ -26,26 +26,29 @@ Layout layout(ActKind k, int64_t n_in, int64_t n_tok) {
   return l;
 }
 
-// Quantizes one block of n values; returns d, writes q[n].
+// Quantizes one block of n values; returns d, writes q[n]. Plain loops the compiler vectorizes; the
+// result does not depend on how (max is exact, each quant is rounded on its own).
 float quant_block(const float* x, int n, int8_t* q) {
   float amax = 0.0f;
-  bool finite = true;
+  int bad = 0;
   for (int i = 0; i < n; ++i) {
-    amax = std::fmax(amax, std::fabs(x[i]));
-    finite = finite && std::isfinite(x[i]);
+    const float a = std::fabs(x[i]);
+    amax = a > amax ? a : amax;
+    bad |= !(a <= 3.4028234663852886e38f);  // inf or nan
   }
-  if (!finite || !(amax > 0.0f)) {
+  if (bad || !(amax > 0.0f)) {
     // A zero block, or inf/nan in the input: zero quants, and a NaN scale so the result is NaN as it
     // would be in float arithmetic.
     for (int i = 0; i < n; ++i) q[i] = 0;
-    return finite ? 0.0f : std::nanf("");
+    return bad ? std::nanf("") : 0.0f;
   }
   const float d = amax / 127.0f;
   const float id = 127.0f / amax;
   for (int i = 0; i < n; ++i) {
     float v = std::nearbyint(x[i] * id);
-    v = std::fmin(127.0f, std::fmax(-127.0f, v));
-    q[i] = static_cast<int8_t>(v);
+    v = v > 127.0f ? 127.0f : v;
+    v = v < -127.0f ? -127.0f : v;
+    q[i] = static_cast<int8_t>(static_cast<int>(v));
   }
   return d;
 }

@@ -11,7 +11,11 @@
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
 #include <immintrin.h>
 #define QX_VNNI 1
+// GCC 12 reports its own intrinsics' deliberately undefined upper halves as maybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "quant/simd/qdot_x86.inc"
+#pragma GCC diagnostic pop
 #undef QX_VNNI
 #pragma GCC pop_options
 
