@@ -550,11 +550,10 @@ void install_globals(Scope& g) {
       if (a.pos.size() == 3) step = a.pos[2].as_int();
     }
     if (step == 0) throw Error("range() arg 3 must not be zero");
+    const double count = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step));
+    if (count > 1e6) throw Error("range() of more than a million items is not supported");
     std::vector<Value> out;
-    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-      if (out.size() > 1000000) throw Error("range too large");
-      out.push_back(Value::integer(k));
-    }
+    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
     return Value::new_list(std::move(out));
   });
   g.vars["dict"] = Value::function("dict", [](CallArgs& a) {

@@ -255,12 +255,26 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     }
     if (op == "//" || op == "%") {
       if (b.as_double() == 0) throw Error(op == "//" ? "integer division or modulo by zero" : "modulo by zero");
-      if (fl) {
+      if (fl) {  // CPython's float divmod, signed zeros included
         double x = a.as_double(), y = b.as_double();
-        double m = std::fmod(x, y);
-        if (m != 0 && ((m < 0) != (y < 0))) m += y;
-        if (op == "%") return Value::number(m);
-        return Value::number(std::floor(x / y));
+        double mod = std::fmod(x, y);
+        double div = (x - mod) / y;
+        if (mod != 0) {
+          if ((y < 0) != (mod < 0)) {
+            mod += y;
+            div -= 1.0;
+          }
+        } else {
+          mod = std::copysign(0.0, y);
+        }
+        double floordiv;
+        if (div != 0) {
+          floordiv = std::floor(div);
+          if (div - floordiv > 0.5) floordiv += 1.0;
+        } else {
+          floordiv = std::copysign(0.0, x / y);
+        }
+        return Value::number(op == "%" ? mod : floordiv);
       }
       int64_t x = a.as_int(), y = b.as_int();
       int64_t q = x / y, r = x % y;
@@ -302,6 +316,9 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     const Value* cnt = a.is_int_like() ? &a : &b;
     if (cnt->is_int_like()) {
       int64_t n = std::max<int64_t>(0, cnt->as_int());
+      if (static_cast<double>(n) * static_cast<double>(seq->is_string() ? seq->s.size() : seq->list->items.size()) >
+          static_cast<double>(1 << 28))
+        throw Error("result of * is too large");
       if (seq->is_string()) {
         std::string r;
         for (int64_t k = 0; k < n; ++k) r += seq->s;

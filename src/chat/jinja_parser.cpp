@@ -25,6 +25,15 @@ class Parser {
  private:
   std::vector<Token> t_;
   size_t p_ = 0;
+  int depth_ = 0;
+  // Bounds parser recursion (nested brackets, `not`, statements) so hostile templates can't overflow the stack.
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > 200) p.fail("template nested too deeply");
+    }
+    ~Nest() { --p.depth_; }
+  };
 
   const Token& cur() const { return t_[p_]; }
   const Token& peek(size_t k = 1) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
@@ -132,6 +141,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    Nest nest(*this);
     next();  // BlockBegin
     if (cur().type != TT::Name) fail("expected a statement name, got " + describe(cur()));
     int line = cur().line;
@@ -355,6 +365,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    Nest nest(*this);
     if (is_name("not")) {
       int line = next().line;
       auto e = mk(EK::Unary, line);
@@ -428,6 +439,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter) {
+    Nest nest(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       const Token& tk = next();

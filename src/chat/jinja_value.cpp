@@ -10,6 +10,22 @@
 
 namespace minnow::jinja {
 
+namespace {
+// Bounds recursion through nested (or self-containing) lists and dicts: repr, ==, < and JSON.
+struct DepthGuard {
+  static inline thread_local int depth = 0;
+  DepthGuard() {
+    if (++depth > 200) {
+      depth = 0;
+      throw Error("value nested too deeply (or it contains itself)");
+    }
+  }
+  ~DepthGuard() {
+    if (depth > 0) --depth;
+  }
+};
+}  // namespace
+
 Value Value::undefined(std::string name) {
   Value v;
   v.s = std::move(name);
@@ -189,6 +205,7 @@ std::string Value::str() const {
 }
 
 std::string Value::repr() const {
+  DepthGuard guard;
   switch (kind) {
     case Kind::Undefined: return "";
     case Kind::None: return "None";
@@ -249,6 +266,7 @@ const Value* CallArgs::get(size_t index, std::string_view name) const {
 
 bool values_equal(const Value& a, const Value& b) {
   using K = Value::Kind;
+  DepthGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.kind == K::Float || b.kind == K::Float) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
@@ -281,6 +299,7 @@ bool values_equal(const Value& a, const Value& b) {
 
 bool value_less(const Value& a, const Value& b) {
   using K = Value::Kind;
+  DepthGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.kind == K::Float || b.kind == K::Float) return a.as_double() < b.as_double();
     return a.as_int() < b.as_int();
@@ -353,6 +372,7 @@ static std::string json_key(const Value& k) {
 
 static void json_rec(std::string& out, const Value& v, const JsonOptions& opt, int level) {
   using K = Value::Kind;
+  DepthGuard guard;
   auto newline = [&](int lvl) {
     out.push_back('\n');
     for (int k = 0; k < lvl; ++k) out += opt.indent;

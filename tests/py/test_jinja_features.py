@@ -159,6 +159,35 @@ ERRORS = [
 ]
 
 
+def random_snippets():
+    """Randomised slicing and arithmetic (fixed seed): Python itself is the reference."""
+    import random
+    rng = random.Random(7)
+    opt = lambda lo, hi: "" if rng.random() < 0.25 else str(rng.randint(lo, hi))  # noqa: E731
+    out = []
+    for _ in range(4):
+        parts = []
+        for _ in range(60):
+            seq = rng.choice(["nums", "'Ünïcödé!'", "[1, 2, 3, 4, 5, 6, 7]", "''", "[]", "'ab'"])
+            step = opt(-3, 3)
+            if step == "0":
+                step = "1"
+            parts.append(f"{{{{ {seq}[{opt(-9, 9)}:{opt(-9, 9)}:{step}] }}}}")
+        out.append(" ".join(parts))
+    for _ in range(4):
+        parts = []
+        for _ in range(60):
+            a = rng.choice([str(rng.randint(-20, 20)), f"{rng.uniform(-20, 20):.3f}"])
+            b = rng.choice([str(rng.choice([-7, -3, -2, -1, 1, 2, 3, 5])), f"{rng.choice([-2.5, 0.5, 1.25, 3.0])}"])
+            op = rng.choice(["+", "-", "*", "/", "//", "%"])
+            parts.append(f"{{{{ ({a}) {op} ({b}) }}}}")
+        out.append(" ".join(parts))
+    return out
+
+
+SNIPPETS += random_snippets()
+
+
 def render_minnow(src, tmp_path):
     tfile = tmp_path / "t.jinja"
     tfile.write_bytes(src.encode("utf-8"))
