@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <optional>
 #include <httplib.h>
 
 #include "common/error.h"
+#include "server/conn_probe.h"
 #include "server/generation.h"
 #include "server/openai_api.h"
 
@@ -204,9 +206,17 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
           std::string text;
           std::vector<TokenInfo> toks;
           GenEvent last;
+          std::optional<ConnProbe> probe;  // looked up only for requests that take a while
+          auto next_check = Clock::now() + std::chrono::milliseconds(250);
           for (;;) {
-            auto ev = job->wait(std::chrono::milliseconds(500));
-            if (!ev) continue;  // the scheduler always finishes every job (cancel_all on shutdown)
+            auto ev = job->wait(std::chrono::milliseconds(250));
+            // The scheduler always finishes every job (cancel_all on shutdown); meanwhile, watch the client.
+            if (Clock::now() >= next_check) {
+              next_check = Clock::now() + std::chrono::milliseconds(250);
+              if (!probe) probe.emplace(req.remote_addr, req.remote_port, req.local_port);
+              if (!job->cancelled() && !probe->alive()) job->cancel();
+            }
+            if (!ev) continue;
             text += ev->text;
             for (auto& t : ev->tokens) toks.push_back(std::move(t));
             if (ev->finished) {
@@ -217,7 +227,7 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
           if (last.reason == FinishReason::Error)
             throw ApiError(500, "generation failed: " + last.error, "server_error");
           if (last.reason == FinishReason::Cancelled)
-            throw ApiError(503, "the request was cancelled (server shutting down)", "unavailable_error", "", "cancelled");
+            throw ApiError(503, "the request was cancelled (client gone or server shutting down)", "unavailable_error", "", "cancelled");
           res.set_content(dump_json(rb->full(text, toks, with_lp, finish_reason_name(last.reason), job->n_prompt(),
                                              job->n_generated())),
                           "application/json");

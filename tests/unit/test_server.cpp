@@ -511,6 +511,24 @@ TEST(Server, ClientDisconnectMidStreamFreesSlot) {
   EXPECT_EQ(h.post("/v1/completions", json{{"prompt", "abc"}, {"max_tokens", 2}}.dump())->status, 200);
 }
 
+TEST(Server, ClientDisconnectWhileWaitingForNonStreamingResponse) {
+  ServerOptions o;
+  o.n_slots = 1;
+  o.n_ctx = 4096;
+  Harness h(o, true, /*delay_ms=*/5);
+  int fd = raw_connect(h.port);
+  ASSERT_GE(fd, 0);
+  std::string b = json{{"prompt", "abc"}, {"max_tokens", 3000}}.dump();
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(b.size()) + "\r\n\r\n" + b;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  ASSERT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 1; }));
+  ::close(fd);
+  EXPECT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 0; }, 5000));
+  EXPECT_EQ(h.metric("minnow_requests_cancelled_total"), 1);
+  EXPECT_LT(h.metric("minnow_generated_tokens_total"), 3000);
+}
+
 TEST(Server, ArbitraryBodiesNeverCrash) {
   Harness h;
   std::mt19937 rng(2024);
