@@ -244,3 +244,38 @@ def test_chat_bad_flags():
     assert r.returncode == 1 and r.stderr.startswith(b"error: ")
     r = run(["chat", "--bogus"], stdin=b"")
     assert r.returncode == 1 and r.stderr.startswith(b"error: ")
+
+
+def test_chat_tty_ctrl_c_stops_reply_not_program():
+    """On a terminal: Ctrl-C ends the streaming reply, the chat goes on, /exit quits with status 0."""
+    import pty
+    import select
+    import signal
+    import time
+    model = need(TINY)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([MINNOW, "chat", "-m", model, "--temp", "1.0", "-s", "1", "-n", "100000", "-t", "2"],
+                         stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    try:
+        os.write(master, b"please write a very long story\n")
+        got = b""
+        deadline = time.time() + 120
+        while len(got) < 200 and time.time() < deadline:  # the reply is streaming
+            r, _, _ = select.select([p.stdout], [], [], 1.0)
+            if r:
+                got += os.read(p.stdout.fileno(), 4096)
+        assert len(got) >= 200, got
+        p.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert p.poll() is None, "Ctrl-C must not end the program"
+        os.write(master, b"/exit\n")
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    assert p.returncode == 0
+    err = err.decode("utf-8", "replace")
+    assert "[reply stopped]" in err
+    assert "interrupted" in err
