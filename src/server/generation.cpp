@@ -150,9 +150,9 @@ bool GenerationJob::finished() const {
   return done_;
 }
 
-std::optional<GenEvent> GenerationJob::wait(std::chrono::milliseconds timeout) {
+std::optional<GenEvent> GenerationJob::wait(std::chrono::milliseconds timeout, bool until_finished) {
   std::unique_lock<std::mutex> lk(mu_);
-  if (!cv_.wait_for(lk, timeout, [&] { return !events_.empty(); })) return std::nullopt;
+  if (!cv_.wait_for(lk, timeout, [&] { return until_finished ? done_ : !events_.empty(); })) return std::nullopt;
   GenEvent out;
   while (!events_.empty()) {
     GenEvent& e = events_.front();

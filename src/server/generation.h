@@ -49,8 +49,9 @@ class GenerationJob : public Job {
   bool on_logits(const float* logits, int n_vocab, int32_t* next, FinishReason* reason) override;
   void on_finish(FinishReason reason, const std::string& error) override;
 
-  // HTTP side: waits up to `timeout` for events and returns them merged (nullopt on timeout).
-  std::optional<GenEvent> wait(std::chrono::milliseconds timeout);
+  // HTTP side: waits up to `timeout` for events and returns them merged (nullopt on timeout). With
+  // until_finished, waits for the final event instead of the next one (fewer wake-ups for non-streaming).
+  std::optional<GenEvent> wait(std::chrono::milliseconds timeout, bool until_finished = false);
   int n_prompt() const { return static_cast<int>(params_.prompt.size()); }
   int n_generated() const { return n_generated_; }  // valid once finished
   bool finished() const;

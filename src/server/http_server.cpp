@@ -209,7 +209,7 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
           std::optional<ConnProbe> probe;  // looked up only for requests that take a while
           auto next_check = Clock::now() + std::chrono::milliseconds(250);
           for (;;) {
-            auto ev = job->wait(std::chrono::milliseconds(250));
+            auto ev = job->wait(std::chrono::milliseconds(250), /*until_finished=*/true);
             // The scheduler always finishes every job (cancel_all on shutdown); meanwhile, watch the client.
             if (Clock::now() >= next_check) {
               next_check = Clock::now() + std::chrono::milliseconds(250);

@@ -1,6 +1,6 @@
 #pragma once
 // ServerModel for a real GGUF model: its tokenizer and its chat template (tokenizer.chat_template, or ChatML
-// when the file has none), rendered by minnow's Jinja engine.
+// when the file has none), through the chat module's injection-safe prompt builder (as `minnow chat` uses).
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,9 +10,7 @@
 namespace minnow {
 class Tokenizer;
 class GgufFile;
-namespace jinja {
-class Template;
-}
+class ChatTemplate;
 }  // namespace minnow
 
 namespace minnow::server {
@@ -28,18 +26,11 @@ class LlamaServerModel : public ServerModel {
   std::string token_to_piece(int32_t token) const override;
   bool is_eog(int32_t token) const override;
   std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override;
-  // The rendered (untokenized) prompt, for tests and debugging.
-  std::string render(const nlohmann::json& messages) const;
 
  private:
   const Tokenizer& tok_;
   std::string id_;
-  std::string bos_text_, eos_text_;
-  std::unique_ptr<jinja::Template> tmpl_;
-  std::vector<std::string> control_texts_;  // texts of control tokens (to spot injection attempts)
+  std::unique_ptr<ChatTemplate> tmpl_;
 };
-
-// The fallback template when a model has none.
-extern const char* kChatMLTemplate;
 
 }  // namespace minnow::server
