@@ -4,6 +4,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "quant/quant_ref.h"
 
 namespace minnow {
@@ -70,22 +74,59 @@ const float* f16_table() {
 
 float f16_to_f32_fast(uint16_t h) { return f16_table()[h]; }
 
+namespace {
+
+// dot(q[n], f16 k[n]) and out[n] += p * f16 v[n]. Vector paths when the build targets F16C/AVX-512; the
+// operation order is fixed for a given build, so results never depend on the batch.
+inline float dot_f32_f16(const float* q, const uint16_t* k, int64_t n, const float* t) {
+  int64_t d = 0;
+  float acc = 0;
+#if defined(__AVX512F__)
+  __m512 v = _mm512_setzero_ps();
+  for (; d + 16 <= n; d += 16)
+    v = _mm512_fmadd_ps(_mm512_loadu_ps(q + d),
+                        _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + d))), v);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  for (int i = 0; i < 16; ++i) acc += lanes[i];
+#elif defined(__F16C__) && defined(__FMA__)
+  __m256 v = _mm256_setzero_ps();
+  for (; d + 8 <= n; d += 8)
+    v = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d))), v);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s4 = _mm_hadd_ps(s4, s4);
+  s4 = _mm_hadd_ps(s4, s4);
+  acc = _mm_cvtss_f32(s4);
+#endif
+  for (; d < n; ++d) acc += q[d] * t[k[d]];
+  return acc;
+}
+
+inline void axpy_f16(float p, const uint16_t* v, float* out, int64_t n, const float* t) {
+  int64_t d = 0;
+#if defined(__AVX512F__)
+  const __m512 pv = _mm512_set1_ps(p);
+  for (; d + 16 <= n; d += 16)
+    _mm512_storeu_ps(out + d, _mm512_fmadd_ps(pv, _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + d))),
+                                              _mm512_loadu_ps(out + d)));
+#elif defined(__F16C__) && defined(__FMA__)
+  const __m256 pv = _mm256_set1_ps(p);
+  for (; d + 8 <= n; d += 8)
+    _mm256_storeu_ps(out + d, _mm256_fmadd_ps(pv, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + d))),
+                                              _mm256_loadu_ps(out + d)));
+#endif
+  for (; d < n; ++d) out[d] += p * t[v[d]];
+}
+
+}  // namespace
+
 void attention_head(const float* q, const uint16_t* K, const uint16_t* V, int64_t n_kv, int64_t head_dim,
                     int64_t kv_stride, float scale, float* scores, float* out) {
   const float* t = f16_table();
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const uint16_t* k = K + j * kv_stride;
-    float acc = 0;
-    for (int64_t d = 0; d < head_dim; ++d) acc += q[d] * t[k[d]];
-    scores[j] = acc * scale;
-  }
+  for (int64_t j = 0; j < n_kv; ++j) scores[j] = dot_f32_f16(q, K + j * kv_stride, head_dim, t) * scale;
   softmax_row(scores, n_kv);
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const uint16_t* v = V + j * kv_stride;
-    const float p = scores[j];
-    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * t[v[d]];
-  }
+  for (int64_t j = 0; j < n_kv; ++j) axpy_f16(scores[j], V + j * kv_stride, out, head_dim, t);
 }
 
 }  // namespace minnow
