@@ -472,3 +472,46 @@ TEST(Tokenizer, ByteLevelMapIsABijection) {
   EXPECT_EQ(byte_level::encode("\n"), "\xC4\x8A");  // Ċ
   EXPECT_EQ(byte_level::encode("A"), "A");
 }
+
+// ---- metadata defaults (../shared/README.md: BOS unless GPT-2-style BPE without add_bos_token) ---------
+
+TEST(Tokenizer, SpecialIdsAndBosDefaults) {
+  struct Case {
+    const char* name;
+    bool add_bos;
+    int32_t bos, eos;
+  };
+  const Case cases[] = {
+      {"llama-spm", true, 1, 2},
+      {"phi-3", true, 1, 32000},
+      {"gpt-2", false, 50256, 50256},     // no add_bos_token key: GPT-2-style BPE adds none
+      {"starcoder", false, 0, 0},         // same
+      {"deepseek-coder", true, 32013, 32014},  // add_bos_token = true in the file
+  };
+  int used = 0;
+  for (const auto& c : cases) {
+    const std::string path = shared_dir() + "/vocab/ggml-vocab-" + c.name + ".gguf";
+    if (!fs::exists(path)) continue;
+    ++used;
+    const Tokenizer& t = load(path);
+    EXPECT_EQ(t.add_bos(), c.add_bos) << c.name;
+    EXPECT_EQ(t.bos(), c.bos) << c.name;
+    EXPECT_EQ(t.eos(), c.eos) << c.name;
+    EXPECT_TRUE(t.is_eog(c.eos)) << c.name;
+    const auto ids = t.encode("Hi", true, false);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids.front() == c.bos, c.add_bos) << c.name;
+  }
+  // Phi-3: <|end|> ends a turn (recognised by its text), and is a control token.
+  const std::string phi = shared_dir() + "/vocab/ggml-vocab-phi-3.gguf";
+  if (fs::exists(phi)) {
+    const Tokenizer& t = load(phi);
+    const int32_t end = *t.find("<|end|>");
+    EXPECT_TRUE(t.is_eog(end));
+    EXPECT_TRUE(t.is_control(end));
+    EXPECT_FALSE(t.is_eog(*t.find("<|user|>")));
+    EXPECT_EQ(t.decode({end}, false), "");
+    EXPECT_EQ(t.decode({end}, true), "<|end|>");
+  }
+  if (!used) GTEST_SKIP();
+}
