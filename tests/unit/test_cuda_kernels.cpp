@@ -409,7 +409,7 @@ TEST(CudaKernels, RopeAndCacheWrite) {
 TEST(CudaKernels, AttentionMatchesReference) {
   REQUIRE_GPU();
   struct Case { int H, HKV, D, n_ctx; };
-  for (Case c : {Case{8, 2, 64, 1200}, Case{9, 3, 64, 300}, Case{4, 4, 128, 700}, Case{32, 2, 64, 2100}}) {
+  for (Case c : {Case{8, 2, 64, 1200}, Case{9, 3, 64, 300}, Case{4, 4, 128, 700}, Case{32, 2, 64, 2100}, Case{24, 2, 32, 600}, Case{2, 1, 256, 400}}) {
     const int n_seq = 2;
     std::vector<int32_t> pos = {0, 5, c.n_ctx - 1, 127, 128, c.n_ctx / 2};
     std::vector<int32_t> seq = {0, 1, 0, 1, 1, 0};
@@ -425,6 +425,9 @@ TEST(CudaKernels, AttentionMatchesReference) {
     scratch.poison();
     Dev out(sizeof(float) * n * c.H * c.D);
     out.poison();
+    const size_t nc = cuda::attn_counter_ints(n, c.H, c.HKV);
+    Dev counters(sizeof(int) * nc);
+    MINNOW_CUDA_CHECK(cudaMemset(counters.p, 0, counters.bytes));
     cuda::AttnArgs a;
     a.d_q = dq->as<float>();
     a.ldq = c.H * c.D;
@@ -439,10 +442,14 @@ TEST(CudaKernels, AttentionMatchesReference) {
     a.n_ctx = c.n_ctx;
     a.scale = 1.f / std::sqrt(float(c.D));
     a.d_scratch = scratch.as<float>();
+    a.d_counters = counters.as<int>();
     a.d_out = out.as<float>();
     a.ldo = c.H * c.D;
     cuda::attention(a, nullptr);
     MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int> left(nc);
+    counters.get(left.data());
+    for (int v : left) ASSERT_EQ(v, 0) << "merge counters must be left at zero";
     std::vector<float> got(size_t(n) * c.H * c.D);
     out.get(got.data());
     const int G = c.H / c.HKV;
@@ -471,6 +478,49 @@ TEST(CudaKernels, AttentionMatchesReference) {
               << "H=" << c.H << " D=" << c.D << " t=" << t << " h=" << h << " i=" << i << " pos=" << pos[t];
         }
       }
+    }
+  }
+}
+
+TEST(CudaKernels, MatvecQkvRopeMatchesSeparateOps) {
+  REQUIRE_GPU();
+  const int n_in = 512, H = 4, HKV = 2, D = 32, n_rot = 24, n_ctx = 50, nb = 3;
+  Mat wq = make_mat(GgmlType::Q4_K, n_in, H * D), wk = make_mat(GgmlType::Q8_0, n_in, HKV * D),
+      wv = make_mat(GgmlType::Q6_K, n_in, HKV * D);
+  auto x = randn(size_t(nb) * n_in), norm = randn(n_in);
+  std::vector<int32_t> pos = {0, 49, 17}, seq = {1, 0, 1};
+  auto dx = upload(x), dn = upload(norm), dp = upload(pos), ds = upload(seq);
+  Dev q(sizeof(float) * nb * H * D), kc(2 * size_t(2) * n_ctx * HKV * D), vc(2 * size_t(2) * n_ctx * HKV * D);
+  q.poison(); kc.poison(); vc.poison();
+  cuda::MatvecArgs a;
+  a.m[0] = {wq.dev->p, wq.type, H * D, q.as<float>(), H * D};
+  a.m[1] = {wk.dev->p, wk.type, HKV * D, nullptr, 0};
+  a.m[2] = {wv.dev->p, wv.type, HKV * D, nullptr, 0};
+  a.n_mats = 3; a.n_in = n_in; a.d_x = dx->as<float>(); a.ldx = n_in; a.nb = nb; a.d_norm = dn->as<float>();
+  a.eps = 1e-5f; a.mode = cuda::MvMode::QkvRope; a.d_pos = dp->as<int32_t>(); a.d_seq = ds->as<int32_t>();
+  a.head_dim = D; a.n_rot = n_rot; a.freq_base = 500.f; a.freq_scale = 1.f; a.d_kcache = kc.p; a.d_vcache = vc.p;
+  a.n_ctx = n_ctx;
+  cuda::matvec(a, nullptr);
+  MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> gq(size_t(nb) * H * D);
+  q.get(gq.data());
+  std::vector<uint16_t> hk(kc.bytes / 2), hv(vc.bytes / 2);
+  kc.get(hk.data());
+  vc.get(hv.data());
+  std::vector<double> rq, mq, rk, mk, rv, mv;
+  ref_matvec(wq, x, nb, norm.data(), 1e-5f, rq, mq);
+  ref_matvec(wk, x, nb, norm.data(), 1e-5f, rk, mk);
+  ref_matvec(wv, x, nb, norm.data(), 1e-5f, rv, mv);
+  for (int b = 0; b < nb; ++b) {
+    std::vector<float> want_q(rq.begin() + size_t(b) * H * D, rq.begin() + size_t(b + 1) * H * D);
+    for (int h = 0; h < H; ++h) ref_rope(want_q.data() + h * D, D, n_rot, pos[b], 500.0, 1.0);
+    for (int i = 0; i < H * D; ++i) ASSERT_NEAR(gq[size_t(b) * H * D + i], want_q[i], 1e-4 * (mq[b * H * D + i] + 1)) << b << " " << i;
+    std::vector<float> want_k(rk.begin() + size_t(b) * HKV * D, rk.begin() + size_t(b + 1) * HKV * D);
+    for (int h = 0; h < HKV; ++h) ref_rope(want_k.data() + h * D, D, n_rot, pos[b], 500.0, 1.0);
+    const size_t base = (size_t(seq[b]) * n_ctx + pos[b]) * HKV * D;
+    for (int i = 0; i < HKV * D; ++i) {
+      ASSERT_NEAR(fp16_to_fp32(hk[base + i]), want_k[i], 2e-3 * std::fabs(want_k[i]) + 1e-4 * (mk[b * HKV * D + i] + 1));
+      ASSERT_NEAR(fp16_to_fp32(hv[base + i]), rv[b * HKV * D + i], 2e-3 * std::fabs(rv[b * HKV * D + i]) + 1e-4 * (mv[b * HKV * D + i] + 1));
     }
   }
 }

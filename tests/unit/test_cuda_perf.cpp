@@ -168,12 +168,15 @@ TEST(CudaPerf, DecodeKernelsTinyLlamaShapes) {
     float* scratch;
     MINNOW_CUDA_CHECK(cudaMalloc(&pos, 8));
     MINNOW_CUDA_CHECK(cudaMalloc(&scratch, sizeof(float) * cuda::attn_scratch_floats(1, H, D, n_ctx)));
+    int* counters;
+    MINNOW_CUDA_CHECK(cudaMalloc(&counters, sizeof(int) * cuda::attn_counter_ints(1, H, HKV)));
+    MINNOW_CUDA_CHECK(cudaMemset(counters, 0, sizeof(int) * cuda::attn_counter_ints(1, H, HKV)));
     for (int depth : {16, 512, 2048}) {
       int32_t hp[2] = {depth, 0};
       cudaMemcpy(pos, hp, 8, cudaMemcpyHostToDevice);
       cuda::AttnArgs a;
       a.d_q = q; a.ldq = H * D; a.d_kcache = kc; a.d_vcache = vc; a.d_pos = pos; a.d_seq = pos + 1; a.n = 1;
-      a.n_head = H; a.n_head_kv = HKV; a.head_dim = D; a.n_ctx = n_ctx; a.scale = 0.125f; a.d_scratch = scratch;
+      a.n_head = H; a.n_head_kv = HKV; a.head_dim = D; a.n_ctx = n_ctx; a.scale = 0.125f; a.d_scratch = scratch; a.d_counters = counters;
       a.d_out = y; a.ldo = H * D;
       const double us = time_us([&] { cuda::attention(a, nullptr); });
       std::printf("[perf] attention depth %5d: %7.2f us (x22 layers = %.1f us)\n", depth, us, 22 * us);

@@ -235,6 +235,9 @@ class CudaBackend final : public Backend {
     d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
     d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
         cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
+    const size_t n_counters = cuda::attn_counter_ints(kAttnGroup, int(p_.n_head), int(p_.n_head_kv));
+    d_attn_counters_ = static_cast<int*>(keep(dalloc<int>(n_counters, scratch_bytes_)));
+    check(cudaMemset(d_attn_counters_, 0, n_counters * sizeof(int)), "cudaMemset");
     const size_t kv_elems = size_t(p_.n_layer) * size_t(n_seq_) * size_t(n_ctx_) * K;
     d_kcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
     d_vcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
@@ -305,6 +308,7 @@ class CudaBackend final : public Backend {
     a.n_ctx = n_ctx_;
     a.scale = 1.0f / std::sqrt(float(p_.head_dim_k));
     a.d_scratch = d_attn_scratch_;
+    a.d_counters = d_attn_counters_;
     a.d_out = d_att_ + size_t(t0) * p_.q_dim();
     a.ldo = int(p_.q_dim());
     cuda::attention(a, stream_);
@@ -338,9 +342,17 @@ class CudaBackend final : public Backend {
       a.nb = nt;
       a.d_norm = L.attn_norm;
       a.eps = eps;
-      a.mode = cuda::MvMode::Store;
+      a.mode = cuda::MvMode::QkvRope;  // RoPE and the KV-cache write are fused into the epilogue
+      a.d_pos = d_pos();
+      a.d_seq = d_seq();
+      a.head_dim = int(p_.head_dim_k);
+      a.n_rot = int(p_.n_rot);
+      a.freq_base = float(p_.rope_freq_base);
+      a.freq_scale = float(p_.rope_freq_scale);
+      a.d_kcache = kcache(int(l));
+      a.d_vcache = vcache(int(l));
+      a.n_ctx = n_ctx_;
       cuda::matvec(a, stream_);
-      rope_and_store(int(l), nt);
       attend(int(l), 0, nt);
       cuda::MatvecArgs o;
       o.m[0] = mv(L.o, d_x_, E);
@@ -484,6 +496,7 @@ class CudaBackend final : public Backend {
   void* d_h16_ = nullptr;      // f16 [kUbatch][max width]
   void* d_wdeq_ = nullptr;     // f16 [wdeq_elems_]
   float* d_attn_scratch_ = nullptr;
+  int* d_attn_counters_ = nullptr;  // [kAttnGroup][n_head_kv][groups], kept at zero by the kernel
   void *d_kcache_ = nullptr, *d_vcache_ = nullptr;  // f16 [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
 };
 

@@ -34,6 +34,8 @@ enum class MvMode : int {
   Store = 0,   // y = W x
   Add = 1,     // y += W x (residual)
   SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = silu(gate x) * (up x)
+  QkvRope = 3, // m[0] = Q, m[1] = K, m[2] = V: RoPE on Q (stored f32 in m[0].y) and K; K and V written as f16
+               // into the caches at [seq][pos] (row stride m[1].n_out); needs even n_out
 };
 struct MvMat {
   const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
@@ -52,7 +54,17 @@ struct MatvecArgs {
   const float* d_norm = nullptr;  // [n_in] RMSNorm weight or nullptr
   float eps = 1e-5f;
   MvMode mode = MvMode::Store;
+  // QkvRope only (see RopeKvArgs for the meaning):
+  const int32_t* d_pos = nullptr;  // [nb]
+  const int32_t* d_seq = nullptr;  // [nb]
+  int head_dim = 0, n_rot = 0;
+  float freq_base = 10000.f, freq_scale = 1.f;
+  void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][m[1].n_out]
+  void* d_vcache = nullptr;
+  int n_ctx = 0;
 };
+// Launched with programmatic dependent launch: the block's weight rows are copied to shared memory
+// (cp.async) before waiting for the previous kernel, so weight fetch overlaps the previous kernel's tail.
 void matvec(const MatvecArgs& a, cudaStream_t s);
 
 // ---- Dequantization ------------------------------------------------------------------------------------
@@ -94,10 +106,12 @@ void rope_kv(const RopeKvArgs& a, cudaStream_t s);
 // ---- Attention over the cache (split-K / flash-decoding) -----------------------------------------------
 // out[t][h*D + d] = softmax_p(q_t,h . K[seq_t][p][h / gqa] * scale, p <= pos_t) . V[...]
 // Positions are cut into chunks of attn_chunk(n_ctx); each (token, kv head, chunk) is one block that handles
-// all the query heads of its group, then a second kernel merges the chunks. Grid sizes depend only on n and
+// all the query heads of its group; the last block of a (token, kv head) to finish merges the chunks in a
+// fixed order (one launch). Grid sizes depend only on n and
 // n_ctx (never on positions), so the launch can be captured in a graph.
 int attn_chunk(int n_ctx);
 size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx);
+size_t attn_counter_ints(int n, int n_head, int n_head_kv);
 struct AttnArgs {
   const float* d_q = nullptr;  // [n][ldq]
   int ldq = 0;
@@ -109,6 +123,7 @@ struct AttnArgs {
   int n_head = 0, n_head_kv = 0, head_dim = 0, n_ctx = 0;
   float scale = 1.f;
   float* d_scratch = nullptr;  // attn_scratch_floats(...)
+  int* d_counters = nullptr;   // attn_counter_ints(...), zero before the first launch (kernels leave it zero)
   float* d_out = nullptr;      // [n][ldo]
   int ldo = 0;
 };

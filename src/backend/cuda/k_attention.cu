@@ -1,58 +1,83 @@
-// Attention of each token over its sequence's F16 KV cache, split into position chunks (flash-decoding):
-// k_attn_chunk computes, for one (chunk, kv head, token), the unnormalised softmax-weighted sum of V for the
-// (up to kMaxG) query heads of that kv head, plus the chunk's max score and sum of exponentials; k_attn_merge
-// combines the chunks in a fixed order. Prompt tokens use the same kernels (each token reads the cache up to
-// its own position), so a token's result does not depend on the batch it came in.
+// Attention of each token over its sequence's F16 KV cache, split into chunks of 128 positions
+// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 8], token): it stages the chunk's
+// K and V rows in shared memory (16-byte loads, all in flight at once), computes the scores of its query
+// heads, their softmax statistics and the unnormalised weighted sum of V, and writes them to scratch. The last
+// block of a (token, kv head) to finish (atomic counter) merges the chunks in a fixed order, so results do
+// not depend on timing, and a token's result does not depend on the other tokens of the batch.
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <string>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/launch_pdl.cuh"
+#include "backend/cuda/quant_dev.cuh"
 #include "common/error.h"
 
 namespace minnow::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kMaxG = 8;  // query heads per block
+constexpr int kChunk = 128;  // positions per block
+constexpr int kMaxG = 8;     // query heads per block
 
-int n_splits(int n_ctx) { return (n_ctx + attn_chunk(n_ctx) - 1) / attn_chunk(n_ctx); }
+int n_splits(int n_ctx) { return (n_ctx + kChunk - 1) / kChunk; }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads) k_attn_chunk(AttnArgs a, int chunk, int splits, int g_blocks) {
-  extern __shared__ float smem[];
+constexpr size_t smem_bytes() {
+  return size_t(kMaxG) * D * 4 + size_t(kMaxG) * kChunk * 4 + size_t(kChunk) * (D + 8) * 2 + size_t(kChunk) * D * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g_blocks) {
+  extern __shared__ __align__(16) float smem[];
+  float* q_s = smem;                                             // [kMaxG][D]
+  float* sc = q_s + kMaxG * D;                                   // [kMaxG][kChunk]
+  __half* k_s = reinterpret_cast<__half*>(sc + kMaxG * kChunk);  // [kChunk][D + 8]
+  __half* v_s = k_s + kChunk * (D + 8);                          // [kChunk][D]
+  __shared__ float s_max[kMaxG], s_sum[kMaxG];
+  __shared__ int s_last;
+
+  pdl_trigger();
+  pdl_wait();
   const int split = blockIdx.x;
   const int kvh = blockIdx.y / g_blocks, gb = blockIdx.y % g_blocks;
   const int t = blockIdx.z;
   const int pos = a.d_pos[t], seq = a.d_seq[t];
   const int len = pos + 1;
-  const int start = split * chunk;
+  const int start = split * kChunk;
   if (start >= len) return;
-  const int cnt = min(chunk, len - start);
+  const int cnt = min(kChunk, len - start);
+  const int nv = (len + kChunk - 1) / kChunk;
   const int G = a.n_head / a.n_head_kv;
   const int h0 = kvh * G + gb * kMaxG;
   const int ng = min(kMaxG, G - gb * kMaxG);
-  float* q_s = smem;                 // [kMaxG][D]
-  float* sc = smem + kMaxG * D;      // [kMaxG][chunk]
-  __shared__ float s_max[kMaxG], s_sum[kMaxG];
+  const int tid = threadIdx.x;
 
-  for (int i = threadIdx.x; i < ng * D; i += kThreads)
-    q_s[i] = a.d_q[size_t(t) * a.ldq + size_t(h0) * D + i] * a.scale;
+  // Stage q (scaled), K and V.
+  const size_t row_stride = size_t(a.n_head_kv) * D;  // halves between positions
+  const __half* kg = static_cast<const __half*>(a.d_kcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
+  const __half* vg = static_cast<const __half*>(a.d_vcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
+  constexpr int kVec = D / 8;  // 16-byte vectors per row
+  for (int i = tid; i < cnt * kVec; i += kThreads) {
+    const int p = i / kVec, c = i % kVec;
+    const uint4 kv = __ldg(reinterpret_cast<const uint4*>(kg + size_t(p) * row_stride) + c);
+    const uint4 vv = __ldg(reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
+    *reinterpret_cast<uint4*>(k_s + p * (D + 8) + c * 8) = kv;
+    *reinterpret_cast<uint4*>(v_s + p * D + c * 8) = vv;
+  }
+  for (int i = tid; i < ng * D; i += kThreads) q_s[i] = a.d_q[size_t(t) * a.ldq + size_t(h0) * D + i] * a.scale;
   __syncthreads();
 
-  const size_t row_stride = size_t(a.n_head_kv) * D;  // halves between positions
-  const __half* kbase = static_cast<const __half*>(a.d_kcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
-  const __half* vbase = static_cast<const __half*>(a.d_vcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
-
   // Scores: one thread per position.
-  for (int p = threadIdx.x; p < cnt; p += kThreads) {
-    const uint4* kr = reinterpret_cast<const uint4*>(kbase + size_t(p) * row_stride);
+  for (int p = tid; p < cnt; p += kThreads) {
     float s[kMaxG];
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
+    const uint4* kr = reinterpret_cast<const uint4*>(k_s + p * (D + 8));
 #pragma unroll 4
-    for (int d8 = 0; d8 < D / 8; ++d8) {
-      const uint4 kv = __ldg(kr + d8);
+    for (int d8 = 0; d8 < kVec; ++d8) {
+      const uint4 kv = kr[d8];
       const __half2* hk = reinterpret_cast<const __half2*>(&kv);
       float kf[8];
 #pragma unroll
@@ -64,29 +89,33 @@ __global__ void __launch_bounds__(kThreads) k_attn_chunk(AttnArgs a, int chunk, 
 #pragma unroll
       for (int g = 0; g < kMaxG; ++g) {
         if (g < ng) {
-          const float* qg = q_s + g * D + d8 * 8;
-#pragma unroll
-          for (int i = 0; i < 8; ++i) s[g] = fmaf(qg[i], kf[i], s[g]);
+          const float4* qg = reinterpret_cast<const float4*>(q_s + g * D + d8 * 8);
+          const float4 qa = qg[0], qb = qg[1];
+          float acc = s[g];
+          acc = fmaf(qa.x, kf[0], acc); acc = fmaf(qa.y, kf[1], acc); acc = fmaf(qa.z, kf[2], acc);
+          acc = fmaf(qa.w, kf[3], acc); acc = fmaf(qb.x, kf[4], acc); acc = fmaf(qb.y, kf[5], acc);
+          acc = fmaf(qb.z, kf[6], acc); acc = fmaf(qb.w, kf[7], acc);
+          s[g] = acc;
         }
       }
     }
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g)
-      if (g < ng) sc[g * chunk + p] = s[g];
+      if (g < ng) sc[g * kChunk + p] = s[g];
   }
   __syncthreads();
 
-  // Softmax statistics: warp w handles heads w, w+4, ...
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  // Softmax statistics: warp w handles heads w, w+4.
+  const int warp = tid >> 5, lane = tid & 31;
   for (int g = warp; g < ng; g += kThreads / 32) {
     float m = -INFINITY;
-    for (int p = lane; p < cnt; p += 32) m = fmaxf(m, sc[g * chunk + p]);
+    for (int p = lane; p < cnt; p += 32) m = fmaxf(m, sc[g * kChunk + p]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     float l = 0.f;
     for (int p = lane; p < cnt; p += 32) {
-      const float e = __expf(sc[g * chunk + p] - m);
-      sc[g * chunk + p] = e;
+      const float e = __expf(sc[g * kChunk + p] - m);
+      sc[g * kChunk + p] = e;
       l += e;
     }
 #pragma unroll
@@ -98,30 +127,33 @@ __global__ void __launch_bounds__(kThreads) k_attn_chunk(AttnArgs a, int chunk, 
   }
   __syncthreads();
 
-  // Weighted sum of V: thread handles column pair c (D/2 of them) for heads g = slot, slot + slots, ...
+  // Weighted sum of V: thread handles column pair c for heads slot, slot + kSlots, ...
   constexpr int kCols = D / 2;
   constexpr int kSlots = kThreads / kCols;
-  const int c = threadIdx.x % kCols, slot = threadIdx.x / kCols;
-  float2 acc[(kMaxG + kSlots - 1) / kSlots];
+  constexpr int kPer = (kMaxG + kSlots - 1) / kSlots;
+  const int c = tid % kCols, slot = tid / kCols;
+  float2 acc[kPer];
 #pragma unroll
-  for (int i = 0; i < (kMaxG + kSlots - 1) / kSlots; ++i) acc[i] = make_float2(0.f, 0.f);
+  for (int i = 0; i < kPer; ++i) acc[i] = make_float2(0.f, 0.f);
+#pragma unroll 4
   for (int p = 0; p < cnt; ++p) {
-    const float2 v = __half22float2(reinterpret_cast<const __half2*>(vbase + size_t(p) * row_stride)[c]);
+    const float2 v = __half22float2(reinterpret_cast<const __half2*>(v_s + p * D)[c]);
 #pragma unroll
-    for (int i = 0; i < (kMaxG + kSlots - 1) / kSlots; ++i) {
+    for (int i = 0; i < kPer; ++i) {
       const int g = slot + i * kSlots;
       if (g < ng) {
-        const float e = sc[g * chunk + p];
+        const float e = sc[g * kChunk + p];
         acc[i].x = fmaf(e, v.x, acc[i].x);
         acc[i].y = fmaf(e, v.y, acc[i].y);
       }
     }
   }
+  const size_t part_stride = D + 2;
 #pragma unroll
-  for (int i = 0; i < (kMaxG + kSlots - 1) / kSlots; ++i) {
+  for (int i = 0; i < kPer; ++i) {
     const int g = slot + i * kSlots;
     if (g < ng) {
-      float* part = a.d_scratch + ((size_t(t) * a.n_head + h0 + g) * splits + split) * (D + 2);
+      float* part = a.d_scratch + ((size_t(t) * a.n_head + h0 + g) * splits + split) * part_stride;
       part[2 * c] = acc[i].x;
       part[2 * c + 1] = acc[i].y;
       if (c == 0) {
@@ -130,55 +162,67 @@ __global__ void __launch_bounds__(kThreads) k_attn_chunk(AttnArgs a, int chunk, 
       }
     }
   }
-}
 
-template <int D>
-__global__ void k_attn_merge(AttnArgs a, int chunk, int splits) {
-  const int h = blockIdx.x, t = blockIdx.y;
-  const int len = a.d_pos[t] + 1;
-  const int nv = (len + chunk - 1) / chunk;
-  const float* part = a.d_scratch + (size_t(t) * a.n_head + h) * splits * (D + 2);
-  float m = -INFINITY;
-  for (int s = 0; s < nv; ++s) m = fmaxf(m, part[size_t(s) * (D + 2) + D]);
-  float den = 0.f;
-  for (int s = 0; s < nv; ++s) den += part[size_t(s) * (D + 2) + D + 1] * __expf(part[size_t(s) * (D + 2) + D] - m);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float num = 0.f;
-    for (int s = 0; s < nv; ++s) num += part[size_t(s) * (D + 2) + d] * __expf(part[size_t(s) * (D + 2) + D] - m);
-    a.d_out[size_t(t) * a.ldo + size_t(h) * D + d] = num / den;
+  // The last chunk block of this (token, head group) merges.
+  __threadfence();
+  __syncthreads();
+  int* counter = a.d_counters + (size_t(t) * a.n_head_kv + kvh) * g_blocks + gb;
+  if (tid == 0) s_last = atomicAdd(counter, 1) == nv - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int i = tid; i < ng * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
+    float m = -INFINITY;
+    for (int s = 0; s < nv; ++s) m = fmaxf(m, __ldcg(part + s * part_stride + D));
+    float num = 0.f, den = 0.f;
+    for (int s = 0; s < nv; ++s) {
+      const float w = __expf(__ldcg(part + s * part_stride + D) - m);
+      den = fmaf(__ldcg(part + s * part_stride + D + 1), w, den);
+      num = fmaf(__ldcg(part + s * part_stride + d), w, num);
+    }
+    a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num / den;
   }
+  if (tid == 0) *counter = 0;
 }
 
 template <int D>
 void launch(const AttnArgs& a, cudaStream_t s) {
-  const int chunk = attn_chunk(a.n_ctx), splits = n_splits(a.n_ctx);
+  static bool attr_set = false;
+  if (!attr_set) {
+    check(cudaFuncSetAttribute(k_attn<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<D>())),
+          "attention smem attribute");
+    attr_set = true;
+  }
+  const int splits = n_splits(a.n_ctx);
   const int G = a.n_head / a.n_head_kv;
   const int g_blocks = (G + kMaxG - 1) / kMaxG;
-  const size_t smem = size_t(kMaxG) * (D + chunk) * sizeof(float);
   dim3 grid(unsigned(splits), unsigned(a.n_head_kv * g_blocks), unsigned(a.n));
-  k_attn_chunk<D><<<grid, kThreads, smem, s>>>(a, chunk, splits, g_blocks);
-  check(cudaGetLastError(), "attention launch");
-  k_attn_merge<D><<<dim3(unsigned(a.n_head), unsigned(a.n)), D < 128 ? D : 128, 0, s>>>(a, chunk, splits);
-  check(cudaGetLastError(), "attention merge launch");
+  launch_pdl(k_attn<D>, grid, dim3(kThreads), smem_bytes<D>(), s, a, splits, g_blocks);
 }
 
 }  // namespace
 
-int attn_chunk(int n_ctx) {
-  const int per64 = (n_ctx + 63) / 64;
-  const int c = (per64 + 127) / 128 * 128;
-  return std::clamp(c, 128, 1024);
-}
+int attn_chunk(int) { return kChunk; }
 
 size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx) {
   return size_t(n) * n_head * n_splits(n_ctx) * (head_dim + 2);
 }
 
-bool attn_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 32 || head_dim == 256; }
+size_t attn_counter_ints(int n, int n_head, int n_head_kv) {
+  const int G = n_head / std::max(1, n_head_kv);
+  return size_t(n) * n_head_kv * ((G + kMaxG - 1) / kMaxG);
+}
+
+bool attn_head_dim_supported(int head_dim) {
+  return head_dim == 64 || head_dim == 128 || head_dim == 32 || head_dim == 256;
+}
 
 void attention(const AttnArgs& a, cudaStream_t s) {
   if (a.n <= 0) return;
   if (a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) throw Error("cuda: attention: bad head counts");
+  if (!a.d_counters) throw Error("cuda: attention: no counters");
   switch (a.head_dim) {
     case 32: launch<32>(a, s); break;
     case 64: launch<64>(a, s); break;

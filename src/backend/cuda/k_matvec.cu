@@ -1,16 +1,28 @@
-// Quantized matrix-vector products for decode (and small batches). One warp computes one output row for up
-// to 8 tokens at once, so each weight is read once per 8 tokens. Q4_K and Q6_K have dedicated inner loops with
-// 16-byte weight loads; every other format goes through deq8 (8 elements per lane step).
+// Quantized matrix-vector products for decode (and batches of up to 32 tokens).
+// A block of R warps computes R output rows (one warp per row, 8 tokens per block row of the grid):
+//   1. it copies its R weight rows into shared memory with cp.async (before waiting on the previous kernel:
+//      programmatic dependent launch lets this overlap the previous kernel's tail);
+//   2. waits for the previous kernel, computes each token's RMSNorm statistics (one warp per token, fixed
+//      order) and stages x * inv_rms * norm in shared memory (f32, padded against bank conflicts);
+//   3. each warp reduces its row from shared memory: Q4_K (32 weights per 16-byte step) and Q6_K (64 per three
+//      16-byte steps) have dedicated loops, every other format goes through deq8.
+// The arithmetic of row b never depends on how many tokens share the launch (batch invariance).
+#include <cuda_fp16.h>
+
+#include <algorithm>
 #include <string>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/launch_pdl.cuh"
 #include "backend/cuda/quant_dev.cuh"
 #include "common/error.h"
 
 namespace minnow::cuda {
 namespace {
 
-constexpr int kWarps = 8;  // rows per block (the RMSNorm statistics are computed once per block)
+constexpr int kMaxWarps = 8;
+constexpr int kMaxStage = 96 * 1024;    // bytes of staged activations per block
+constexpr int kMaxSmem = 200 * 1024;    // dynamic shared memory per block
 
 struct KMat {
   const uint8_t* w;  // [n_out][row_bytes]
@@ -18,7 +30,7 @@ struct KMat {
   int n_out;
   float* y;  // [nb][ldy]
   int ldy;
-  size_t row_bytes;
+  int row_bytes;
 };
 struct KArgs {
   KMat m[3];
@@ -31,55 +43,95 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
+  int slot_bytes;  // shared-memory bytes per weight row
+  int xs_stride;   // floats per staged token row
+  const int32_t* pos;
+  const int32_t* seq;
+  int head_dim, n_rot;
+  float freq_base, freq_scale;
+  __half* kc;
+  __half* vc;
+  int n_ctx;
 };
 
-template <int NB>
-__device__ __forceinline__ void fma8(const float* w, const float* __restrict__ x, int ldx, int nb, int col,
-                                     float* acc) {
+__device__ __forceinline__ int xi(int col) { return col + ((col >> 6) << 2); }  // padded staged index
+
+__device__ __forceinline__ void cp16(void* dst, const void* src) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp4(void* dst, const void* src) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+// Where the activations come from: staged (shared memory, already normalised) or global (normalised here,
+// with the same operations in the same order as the staging, so both give identical values).
+template <bool STAGED>
+struct XSrc {
+  const float* p;
+  int stride;
+  const float* norm;
+  const float* inv;  // [NB] shared
+  __device__ __forceinline__ void get8(int b, int col, float* v) const {
+    if (STAGED) {
+      const float4* q = reinterpret_cast<const float4*>(p + b * stride + xi(col));
+      const float4 a = q[0], c = q[1];
+      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = c.x; v[5] = c.y; v[6] = c.z; v[7] = c.w;
+    } else {
+      const float4* q = reinterpret_cast<const float4*>(p + size_t(b) * stride + col);
+      const float4 a = __ldg(q), c = __ldg(q + 1);
+      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = c.x; v[5] = c.y; v[6] = c.z; v[7] = c.w;
+      if (norm) {
+        const float s = inv[b];
+        const float4 n0 = __ldg(reinterpret_cast<const float4*>(norm + col));
+        const float4 n1 = __ldg(reinterpret_cast<const float4*>(norm + col) + 1);
+        const float nn[8] = {n0.x, n0.y, n0.z, n0.w, n1.x, n1.y, n1.z, n1.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = (v[i] * s) * nn[i];
+      }
+    }
+  }
+};
+
+template <int NB, bool STAGED>
+__device__ __forceinline__ void fma8(const float* w, const XSrc<STAGED>& xs, int nb, int col, float* acc) {
 #pragma unroll
   for (int b = 0; b < NB; ++b) {
     if (b < nb) {
-      const float4* xp = reinterpret_cast<const float4*>(x + size_t(b) * ldx + col);
-      const float4 a = __ldg(xp), c = __ldg(xp + 1);
+      float v[8];
+      xs.get8(b, col, v);
       float s = acc[b];
-      s = fmaf(w[0], a.x, s); s = fmaf(w[1], a.y, s); s = fmaf(w[2], a.z, s); s = fmaf(w[3], a.w, s);
-      s = fmaf(w[4], c.x, s); s = fmaf(w[5], c.y, s); s = fmaf(w[6], c.z, s); s = fmaf(w[7], c.w, s);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s = fmaf(w[i], v[i], s);
       acc[b] = s;
     }
   }
 }
 
-__device__ __forceinline__ void apply_norm8(const float* __restrict__ norm, int col, float* w) {
-  if (norm) {
-    const float4 a = __ldg(reinterpret_cast<const float4*>(norm + col));
-    const float4 c = __ldg(reinterpret_cast<const float4*>(norm + col) + 1);
-    w[0] *= a.x; w[1] *= a.y; w[2] *= a.z; w[3] *= a.w; w[4] *= c.x; w[5] *= c.y; w[6] *= c.z; w[7] *= c.w;
-  }
-}
-
-template <int T, int NB>
-__device__ __forceinline__ void dot_generic(const uint8_t* __restrict__ wrow, int n_in, const float* __restrict__ x,
-                                            int ldx, int nb, const float* __restrict__ norm, int lane, float* acc) {
+template <int T, int NB, bool S>
+__device__ __forceinline__ void dot_generic(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
+                                            float* acc) {
   const int n_units = n_in / 8;
   for (int u = lane; u < n_units; u += 32) {
     const int col = u * 8;
     float w[8];
     deq8<T>(wrow + (col / Fmt<T>::elems) * Fmt<T>::bytes, col % Fmt<T>::elems, w);
-    apply_norm8(norm, col, w);
-    fma8<NB>(w, x, ldx, nb, col, acc);
+    fma8<NB>(w, xs, nb, col, acc);
   }
 }
 
-// Q4_K: a lane step is 32 elements = one 16-byte load of packed nibbles (two sub-blocks of 16 each).
-template <int NB>
-__device__ __forceinline__ void dot_q4k(const uint8_t* __restrict__ wrow, int n_in, const float* __restrict__ x,
-                                        int ldx, int nb, const float* __restrict__ norm, int lane, float* acc) {
+template <int NB, bool S>
+__device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
+                                        float* acc) {
   const int n_units = n_in / 32;
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3, k = u & 7, c = k >> 1, h = k & 1;
-    const uint8_t* blk = wrow + size_t(sb) * 144;
+    const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    const uint32_t dm = __ldg(reinterpret_cast<const unsigned int*>(blk));
+    const uint32_t dm = ld32u(blk);
     const float d = h2f(uint16_t(dm & 0xFFFF)), dmin = h2f(uint16_t(dm >> 16));
     float sc0, m0, sc1, m1;
     k4_scale_min(blk + 4, 2 * c, sc0, m0);
@@ -95,22 +147,19 @@ __device__ __forceinline__ void dot_q4k(const uint8_t* __restrict__ wrow, int n_
         w0[i] = fmaf(ds0, u2f(byte & 0xF), -dm0);
         w1[i] = fmaf(ds1, u2f(byte >> 4), -dm1);
       }
-      apply_norm8(norm, col0 + 8 * half, w0);
-      apply_norm8(norm, col1 + 8 * half, w1);
-      fma8<NB>(w0, x, ldx, nb, col0 + 8 * half, acc);
-      fma8<NB>(w1, x, ldx, nb, col1 + 8 * half, acc);
+      fma8<NB>(w0, xs, nb, col0 + 8 * half, acc);
+      fma8<NB>(w1, xs, nb, col1 + 8 * half, acc);
     }
   }
 }
 
-// Q6_K (padded to 224-byte blocks): a lane step is 64 elements = three 16-byte loads (ql, ql+32, qh).
-template <int NB>
-__device__ __forceinline__ void dot_q6k(const uint8_t* __restrict__ wrow, int n_in, const float* __restrict__ x,
-                                        int ldx, int nb, const float* __restrict__ norm, int lane, float* acc) {
+template <int NB, bool S>
+__device__ __forceinline__ void dot_q6k(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
+                                        float* acc) {
   const int n_units = n_in / 64;
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 2, k = u & 3, n = k >> 1, j = k & 1;
-    const uint8_t* blk = wrow + size_t(sb) * 224;
+    const uint8_t* blk = wrow + sb * 224;
     const uint4 qa = ld128(blk + 64 * n + 16 * j);
     const uint4 qb = ld128(blk + 64 * n + 32 + 16 * j);
     const uint4 qh = ld128(blk + 128 + 32 * n + 16 * j);
@@ -131,115 +180,209 @@ __device__ __forceinline__ void dot_q6k(const uint8_t* __restrict__ wrow, int n_
           const uint32_t hb = (byte_of(qh, ii) >> (2 * g)) & 3;
           w[i] = ds * (u2f(lo | (hb << 4)) - 32.0f);
         }
-        apply_norm8(norm, col + 8 * half, w);
-        fma8<NB>(w, x, ldx, nb, col + 8 * half, acc);
+        fma8<NB>(w, xs, nb, col + 8 * half, acc);
       }
     }
   }
 }
 
-template <int NB>
-__device__ __forceinline__ void row_dot(const KMat& m, int row, int n_in, const float* __restrict__ x, int ldx, int nb,
-                                        const float* __restrict__ norm, int lane, float* acc) {
-  const uint8_t* wrow = m.w + size_t(row) * m.row_bytes;
-  if (m.type == T_Q4_K) {
-    dot_q4k<NB>(wrow, n_in, x, ldx, nb, norm, lane, acc);
-  } else if (m.type == T_Q6_K) {
-    dot_q6k<NB>(wrow, n_in, x, ldx, nb, norm, lane, acc);
-  } else {
-    switch (m.type) {
-      case T_F32: dot_generic<T_F32, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_F16: dot_generic<T_F16, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_BF16: dot_generic<T_BF16, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q4_0: dot_generic<T_Q4_0, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q4_1: dot_generic<T_Q4_1, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q5_0: dot_generic<T_Q5_0, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q5_1: dot_generic<T_Q5_1, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q8_0: dot_generic<T_Q8_0, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q2_K: dot_generic<T_Q2_K, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q3_K: dot_generic<T_Q3_K, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      case T_Q5_K: dot_generic<T_Q5_K, NB>(wrow, n_in, x, ldx, nb, norm, lane, acc); break;
-      default: break;
-    }
+template <int NB, bool S>
+__device__ __forceinline__ void row_dot(int type, const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
+                                     float* acc) {
+  switch (type) {
+    case T_Q4_K: dot_q4k<NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q6_K: dot_q6k<NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_F32: dot_generic<T_F32, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_F16: dot_generic<T_F16, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_BF16: dot_generic<T_BF16, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q4_0: dot_generic<T_Q4_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q4_1: dot_generic<T_Q4_1, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q5_0: dot_generic<T_Q5_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q5_1: dot_generic<T_Q5_1, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q8_0: dot_generic<T_Q8_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q2_K: dot_generic<T_Q2_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q3_K: dot_generic<T_Q3_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    case T_Q5_K: dot_generic<T_Q5_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
+    default: break;
   }
 }
 
-template <int NB>
-__global__ void __launch_bounds__(kWarps * 32) k_matvec(KArgs a) {
-  __shared__ float s_part[kWarps][NB];
+__device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r) {
+  mi = 0;
+  r = row;
+  if (a.mode == 2) return;
+  while (mi + 1 < a.n_mats && r >= a.m[mi].n_out) {
+    r -= a.m[mi].n_out;
+    ++mi;
+  }
+}
+
+__device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_rot, float base, float fscale) {
+  const double theta = double(pos) * double(fscale) * pow(double(base), -2.0 * double(i) / double(n_rot));
+  double sn, cs;
+  sincos(theta, &sn, &cs);
+  const float c = float(cs), s = float(sn);
+  const float x0 = a, x1 = b;
+  a = x0 * c - x1 * s;
+  b = x0 * s + x1 * c;
+}
+
+template <int NB, bool STAGED>
+__global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
+  extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float s_inv[NB];
+  __shared__ float s_res[kMaxWarps][NB];
+  const int R = int(blockDim.x >> 5);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int nslots = a.mode == 2 ? 2 * R : R;
+
+  // 1. Weight rows -> shared memory (independent of the previous kernel).
+  {
+    const int cps = a.slot_bytes >> 4;
+    for (int idx = tid; idx < nslots * cps; idx += blockDim.x) {
+      const int s = idx / cps, c = idx - (idx / cps) * cps;
+      const int row = blockIdx.x * R + (s % R);
+      if (row >= a.total_rows) continue;
+      int mi, r;
+      locate(a, row, mi, r);
+      if (a.mode == 2) mi = s / R;
+      const KMat& m = a.m[mi];
+      if (c * 16 >= m.row_bytes) continue;
+      const uint8_t* src = m.w + size_t(r) * m.row_bytes + c * 16;
+      uint8_t* dst = smem + s * a.slot_bytes + c * 16;
+      if ((m.row_bytes & 15) == 0) {
+        cp16(dst, src);
+      } else {
+        const int n4 = min(16, m.row_bytes - c * 16) >> 2;
+        for (int k = 0; k < n4; ++k) cp4(dst + 4 * k, src + 4 * k);
+      }
+    }
+    cp_commit();
+  }
+  pdl_trigger();
+  pdl_wait();
+
+  // 2. RMSNorm statistics (one warp per token) and staging.
   const int b0 = blockIdx.y * NB;
   const int nb = min(NB, a.nb - b0);
   const float* x = a.x + size_t(b0) * a.ldx;
   if (a.norm) {
-    // RMSNorm statistics of each token, in a fixed order (independent of nb and of the block).
-#pragma unroll
-    for (int b = 0; b < NB; ++b) {
-      if (b < nb) {
-        float s = 0.f;
-        for (int i = tid; i < a.n_in; i += kWarps * 32) {
-          const float v = x[size_t(b) * a.ldx + i];
-          s = fmaf(v, v, s);
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) s_part[warp][b] = s;
-      }
-    }
-    __syncthreads();
-    if (tid < nb) {
+    for (int b = warp; b < nb; b += R) {
+      const float* xb = x + size_t(b) * a.ldx;
       float s = 0.f;
+      for (int i = lane * 4; i < a.n_in; i += 128) {
+        const float4 v = *reinterpret_cast<const float4*>(xb + i);
+        s = fmaf(v.x, v.x, s);
+        s = fmaf(v.y, v.y, s);
+        s = fmaf(v.z, v.z, s);
+        s = fmaf(v.w, v.w, s);
+      }
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) s += s_part[w][tid];
-      s_inv[tid] = rsqrtf(s / float(a.n_in) + a.eps);
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) s_inv[b] = rsqrtf(s / float(a.n_in) + a.eps);
     }
     __syncthreads();
   }
-  int row = blockIdx.x * kWarps + warp;
-  if (row >= a.total_rows) return;
+  float* xs = reinterpret_cast<float*>(smem + nslots * a.slot_bytes);
+  if (STAGED) {
+    const int q = a.n_in >> 2;
+    for (int idx = tid; idx < nb * q; idx += blockDim.x) {
+      const int b = idx / q, col = (idx - b * q) * 4;
+      float4 v = *reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + col);
+      if (a.norm) {
+        const float s = s_inv[b];
+        const float4 n = *reinterpret_cast<const float4*>(a.norm + col);
+        v.x = (v.x * s) * n.x;
+        v.y = (v.y * s) * n.y;
+        v.z = (v.z * s) * n.z;
+        v.w = (v.w * s) * n.w;
+      }
+      *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
+    }
+  }
+  cp_wait_all();
+  __syncthreads();
 
+  // 3. One row per warp.
+  const int row = blockIdx.x * R + warp;
+  const bool valid = row < a.total_rows;
   float acc[NB], acc2[NB];
 #pragma unroll
   for (int b = 0; b < NB; ++b) acc[b] = acc2[b] = 0.f;
-  int mi = 0;
-  if (a.mode == 2) {
-    row_dot<NB>(a.m[0], row, a.n_in, x, a.ldx, nb, a.norm, lane, acc);
-    row_dot<NB>(a.m[1], row, a.n_in, x, a.ldx, nb, a.norm, lane, acc2);
-  } else {
-    while (mi + 1 < a.n_mats && row >= a.m[mi].n_out) {
-      row -= a.m[mi].n_out;
-      ++mi;
-    }
-    row_dot<NB>(a.m[mi], row, a.n_in, x, a.ldx, nb, a.norm, lane, acc);
-  }
-#pragma unroll
-  for (int b = 0; b < NB; ++b) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
-      if (a.mode == 2) acc2[b] += __shfl_xor_sync(0xffffffffu, acc2[b], o);
-    }
-  }
-  if (lane == 0) {
-    const KMat& m = a.m[mi];
+  int mi = 0, r = row;
+  if (valid) {
+    locate(a, row, mi, r);
+    XSrc<STAGED> src;
+    src.p = STAGED ? xs : x;
+    src.stride = STAGED ? a.xs_stride : a.ldx;
+    src.norm = a.norm;
+    src.inv = s_inv;
+    row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
+    if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
-      if (b < nb) {
-        const float inv = a.norm ? s_inv[b] : 1.f;
-        float* y = m.y + size_t(b0 + b) * m.ldy + row;
-        const float v = acc[b] * inv;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+        if (a.mode == 2) acc2[b] += __shfl_xor_sync(0xffffffffu, acc2[b], o);
+      }
+    }
+  }
+
+  // 4. Epilogue.
+  if (a.mode == 3) {
+    if (valid && lane == 0) {
+#pragma unroll
+      for (int b = 0; b < NB; ++b) s_res[warp][b] = acc[b];
+    }
+    __syncthreads();
+    if (valid && (warp & 1) == 0 && lane < nb) {
+      const int b = lane, t = b0 + b;
+      float v0 = s_res[warp][b], v1 = s_res[warp + 1][b];
+      const int pos = a.pos[t];
+      if (mi < 2) {
+        const int i = (r % a.head_dim) >> 1;
+        if (2 * i < a.n_rot) rope2(v0, v1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+      }
+      if (mi == 0) {
+        float* y = a.m[0].y + size_t(t) * a.m[0].ldy + r;
+        y[0] = v0;
+        y[1] = v1;
+      } else {
+        __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(a.seq[t]) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r;
+        c[0] = __float2half_rn(v0);
+        c[1] = __float2half_rn(v1);
+      }
+    }
+  } else if (valid) {
+    const KMat& m = a.m[a.mode == 2 ? 0 : mi];
+#pragma unroll
+    for (int b = 0; b < NB; ++b) {
+      if (b < nb && lane == b) {
+        float* y = m.y + size_t(b0 + b) * m.ldy + r;
+        const float v = acc[b];
         if (a.mode == 0) {
           *y = v;
         } else if (a.mode == 1) {
           *y += v;
         } else {
-          const float up = acc2[b] * inv;
-          *y = v / (1.f + __expf(-v)) * up;
+          *y = v / (1.f + __expf(-v)) * acc2[b];
         }
       }
     }
   }
+}
+
+template <int NB, bool S>
+void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
+  static bool attr_set = false;
+  if (!attr_set) {
+    check(cudaFuncSetAttribute(k_matvec<NB, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem),
+          "matvec smem attribute");
+    attr_set = true;
+  }
+  const unsigned gx = unsigned((k.total_rows + R - 1) / R), gy = unsigned((k.nb + NB - 1) / NB);
+  launch_pdl(k_matvec<NB, S>, dim3(gx, gy), dim3(unsigned(R * 32)), smem, s, k);
 }
 
 }  // namespace
@@ -247,22 +390,31 @@ __global__ void __launch_bounds__(kWarps * 32) k_matvec(KArgs a) {
 void matvec(const MatvecArgs& a, cudaStream_t s) {
   if (a.nb <= 0) return;
   KArgs k{};
-  if (a.n_mats < 1 || a.n_mats > 3 || (a.mode == MvMode::SwiGLU && a.n_mats != 2))
+  if (a.n_mats < 1 || a.n_mats > 3 || (a.mode == MvMode::SwiGLU && a.n_mats != 2) ||
+      (a.mode == MvMode::QkvRope && a.n_mats != 3))
     throw Error("cuda: matvec: bad matrix count");
   if (a.ldx % 4 != 0 || a.n_in % 8 != 0) throw Error("cuda: matvec: misaligned input");
+  int max_row = 0;
   k.n_mats = a.n_mats;
   k.total_rows = 0;
   for (int i = 0; i < a.n_mats; ++i) {
     const MvMat& m = a.m[i];
     if (!dev_type_supported(m.type) || a.n_in % dev_block_elems(m.type) != 0)
       throw Error("cuda: matvec: unsupported type or shape");
-    k.m[i] = KMat{static_cast<const uint8_t*>(m.d_w), int(m.type), m.n_out, m.d_y, m.ldy,
-                  dev_row_bytes(m.type, a.n_in)};
+    const int rb = int(dev_row_bytes(m.type, a.n_in));
+    k.m[i] = KMat{static_cast<const uint8_t*>(m.d_w), int(m.type), m.n_out, m.d_y, m.ldy, rb};
     k.total_rows += m.n_out;
+    max_row = std::max(max_row, rb);
   }
   if (a.mode == MvMode::SwiGLU) {
     if (a.m[0].n_out != a.m[1].n_out) throw Error("cuda: matvec: gate/up shapes differ");
     k.total_rows = a.m[0].n_out;
+  }
+  if (a.mode == MvMode::QkvRope) {
+    for (int i = 0; i < 3; ++i)
+      if (a.m[i].n_out % 2 != 0) throw Error("cuda: matvec: rope needs even row counts");
+    if (a.m[1].n_out != a.m[2].n_out || a.head_dim <= 0 || a.head_dim % 2 != 0 || a.n_rot > a.head_dim)
+      throw Error("cuda: matvec: bad rope arguments");
   }
   k.n_in = a.n_in;
   k.x = a.d_x;
@@ -271,13 +423,33 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   k.norm = a.d_norm;
   k.eps = a.eps;
   k.mode = int(a.mode);
-  const unsigned gx = unsigned((k.total_rows + kWarps - 1) / kWarps);
-  if (a.nb == 1) {
-    k_matvec<1><<<dim3(gx, 1), kWarps * 32, 0, s>>>(k);
-  } else {
-    k_matvec<8><<<dim3(gx, unsigned((a.nb + 7) / 8)), kWarps * 32, 0, s>>>(k);
+  k.slot_bytes = (max_row + 15) / 16 * 16;
+  k.xs_stride = a.n_in + (a.n_in / 64) * 4 + 4;
+  k.pos = a.d_pos;
+  k.seq = a.d_seq;
+  k.head_dim = a.head_dim;
+  k.n_rot = a.n_rot;
+  k.freq_base = a.freq_base;
+  k.freq_scale = a.freq_scale;
+  k.kc = static_cast<__half*>(a.d_kcache);
+  k.vc = static_cast<__half*>(a.d_vcache);
+  k.n_ctx = a.n_ctx;
+  const int NB = a.nb == 1 ? 1 : 8;
+  const size_t stage = size_t(NB) * k.xs_stride * sizeof(float);
+  const bool staged = stage <= size_t(kMaxStage);
+  const int slots_per_row = a.mode == MvMode::SwiGLU ? 2 : 1;
+  int R = kMaxWarps;
+  size_t smem = 0;
+  for (;; R /= 2) {
+    smem = size_t(R) * slots_per_row * k.slot_bytes + (staged ? stage : 0);
+    if (smem <= size_t(kMaxSmem)) break;
+    if (R == (a.mode == MvMode::QkvRope ? 2 : 1)) throw Error("cuda: matvec: rows too long for shared memory");
   }
-  check(cudaGetLastError(), "matvec launch");
+  if (NB == 1) {
+    if (staged) launch_mv<1, true>(k, R, smem, s); else launch_mv<1, false>(k, R, smem, s);
+  } else {
+    if (staged) launch_mv<8, true>(k, R, smem, s); else launch_mv<8, false>(k, R, smem, s);
+  }
 }
 
 }  // namespace minnow::cuda

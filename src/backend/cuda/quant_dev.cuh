@@ -32,7 +32,8 @@ __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_
 __device__ __forceinline__ float bf2f(uint32_t h) { return __uint_as_float(h << 16); }
 __device__ __forceinline__ uint16_t ld16u(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 __device__ __forceinline__ uint32_t ld32u(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-__device__ __forceinline__ uint4 ld128(const uint8_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+// Plain (generic-address) loads: the decoders also read weights staged in shared memory.
+__device__ __forceinline__ uint4 ld128(const uint8_t* p) { return *reinterpret_cast<const uint4*>(p); }
 // Small unsigned integer q (< 2^23) to float in two full-rate instructions.
 __device__ __forceinline__ float u2f(uint32_t q) { return __uint_as_float(0x4B000000u | q) - 8388608.0f; }
 __device__ __forceinline__ uint32_t byte_of(const uint4& v, int i) {
@@ -60,8 +61,8 @@ __device__ __forceinline__ int q3k_scale(const uint8_t* sc, int s) {
 template <int T> __device__ __forceinline__ void deq8(const uint8_t* b, int off, float* o);
 
 template <> __device__ __forceinline__ void deq8<T_F32>(const uint8_t* b, int, float* o) {
-  const float4 a = __ldg(reinterpret_cast<const float4*>(b));
-  const float4 c = __ldg(reinterpret_cast<const float4*>(b) + 1);
+  const float4 a = *reinterpret_cast<const float4*>(b);
+  const float4 c = *(reinterpret_cast<const float4*>(b) + 1);
   o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = c.x; o[5] = c.y; o[6] = c.z; o[7] = c.w;
 }
 template <> __device__ __forceinline__ void deq8<T_F16>(const uint8_t* b, int, float* o) {
@@ -191,6 +192,20 @@ template <> __device__ __forceinline__ void deq8<T_Q6_K>(const uint8_t* b, int o
     const int v = (lo | (((qh[i] >> (2 * g)) & 3) << 4)) - 32;
     o[i] = dl * float(v);
   }
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with launch_pdl may start while its predecessor
+// runs; it must call pdl_wait() before reading anything the predecessor wrote (or writing what it reads).
+// pdl_trigger() lets the successor's blocks be scheduled.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // Calls f.template operator()<T>() for the runtime type t (device code). Unknown types do nothing.
