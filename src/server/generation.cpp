@@ -33,18 +33,18 @@ GenerationJob::GenerationJob(GenParams params, const ServerModel& model, Metrics
     : params_(std::move(params)), model_(model), metrics_(metrics), arrival_(arrival), last_token_(arrival),
       sampler_(params_.sampling) {}
 
-bool GenerationJob::on_logits(const float* logits, int n_vocab, int32_t* next, FinishReason* reason) {
+bool GenerationJob::on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) {
   if (n_generated_ >= params_.max_tokens) {
     *reason = FinishReason::Length;
     return false;
   }
   if (params_.ignore_eos) {
-    if (masked_.empty())
+    if (!eog_known_) {
       for (int32_t t = 0; t < n_vocab; ++t)
         if (model_.is_eog(t)) eog_ids_.push_back(t);
-    masked_.assign(logits, logits + n_vocab);
-    for (int32_t t : eog_ids_) masked_[t] = -INFINITY;
-    logits = masked_.data();
+      eog_known_ = true;
+    }
+    for (int32_t t : eog_ids_) logits[t] = -INFINITY;
   }
   SampleResult s = sampler_.sample(logits, n_vocab);
   if (model_.is_eog(s.token)) {

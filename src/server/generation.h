@@ -46,7 +46,7 @@ class GenerationJob : public Job {
   GenerationJob(GenParams params, const ServerModel& model, Metrics* metrics, Clock::time_point arrival);
 
   const std::vector<int32_t>& prompt() const override { return params_.prompt; }
-  bool on_logits(const float* logits, int n_vocab, int32_t* next, FinishReason* reason) override;
+  bool on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) override;
   void on_finish(FinishReason reason, const std::string& error) override;
 
   // HTTP side: waits up to `timeout` for events and returns them merged (nullopt on timeout). With
@@ -72,7 +72,7 @@ class GenerationJob : public Job {
   bool stopped_by_string_ = false;
   std::vector<TokenInfo> new_tokens_;
   std::vector<int32_t> eog_ids_;   // ignore_eos: the vocabulary's end-of-generation tokens
-  std::vector<float> masked_;      // [n_vocab] ignore_eos: logits with those tokens at -inf
+  bool eog_known_ = false;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -22,6 +22,11 @@ Scheduler::Scheduler(Backend& backend, SchedulerOptions opt, Metrics* metrics)
   if (opt_.max_prompt_per_step < opt_.chunk) opt_.max_prompt_per_step = opt_.chunk;
   if (opt_.max_queue < 0) opt_.max_queue = 0;
   for (int s = opt_.n_slots - 1; s >= 0; --s) free_slots_.push_back(s);  // pop_back gives the lowest
+  if (opt_.sample_threads <= 0) {
+    unsigned hw = std::thread::hardware_concurrency();
+    opt_.sample_threads = hw >= 8 ? static_cast<int>(std::min(8u, hw / 2)) : 1;
+  }
+  if (opt_.sample_threads > 1) sample_pool_ = std::make_unique<ThreadPool>(opt_.sample_threads);
   metrics_->slots_total.store(opt_.n_slots);
   metrics_->slots_busy.store(0);
   metrics_->queue_depth.store(0);
@@ -209,21 +214,37 @@ void Scheduler::loop() {
         active_[c.first].n_past += c.second;
       }
       metrics_->prompt_tokens.fetch_add(static_cast<uint64_t>(prompt_in_batch));
-      for (size_t r = 0; r < row_owner.size(); ++r) {
+      // The jobs' sampling and text work, in parallel across rows when there are many.
+      const size_t n_rows = row_owner.size();
+      std::vector<int32_t> nexts(n_rows, -1);
+      std::vector<uint8_t> gos(n_rows, 0);
+      std::vector<FinishReason> reasons(n_rows, FinishReason::Stop);
+      std::vector<std::string> errs(n_rows);
+      auto work = [&](int64_t begin, int64_t end, int) {
+        for (int64_t r = begin; r < end; ++r) {
+          try {
+            gos[r] = active_[row_owner[r]].job->on_logits(logits.data() + r * static_cast<size_t>(opt_.n_vocab),
+                                                          opt_.n_vocab, &nexts[r], &reasons[r]);
+          } catch (const std::exception& e) {
+            gos[r] = 0;
+            reasons[r] = FinishReason::Error;
+            errs[r] = e.what();
+          } catch (...) {
+            gos[r] = 0;
+            reasons[r] = FinishReason::Error;
+            errs[r] = "job failed";
+          }
+        }
+      };
+      if (sample_pool_ && n_rows >= 8) sample_pool_->parallel_for(static_cast<int64_t>(n_rows), work);
+      else work(0, static_cast<int64_t>(n_rows), 0);
+      for (size_t r = 0; r < n_rows; ++r) {
         Active& a = active_[row_owner[r]];
         if (a.decoding) a.n_past += 1;  // the pending token is now in the cache
-        int32_t next = -1;
-        FinishReason reason = FinishReason::Stop;
-        bool go = false;
-        std::string err;
-        try {
-          go = a.job->on_logits(logits.data() + r * static_cast<size_t>(opt_.n_vocab), opt_.n_vocab, &next,
-                                &reason);
-        } catch (const std::exception& e) {
-          go = false;
-          reason = FinishReason::Error;
-          err = e.what();
-        }
+        int32_t next = nexts[r];
+        FinishReason reason = reasons[r];
+        bool go = gos[r] != 0;
+        std::string err = std::move(errs[r]);
         if (go && (next < 0 || next >= opt_.n_vocab)) {
           go = false;
           reason = FinishReason::Error;

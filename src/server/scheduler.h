@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/thread_pool.h"
 #include "server/metrics.h"
 
 namespace minnow::server {
@@ -28,9 +29,10 @@ class Job {
  public:
   virtual ~Job() = default;
   virtual const std::vector<int32_t>& prompt() const = 0;  // [n_prompt], 1 <= n_prompt < n_ctx
-  // Logits that follow the sequence so far: [n_vocab]. Return true and set *next to continue with that token,
-  // or return false (with *reason) when the job is done.
-  virtual bool on_logits(const float* logits, int n_vocab, int32_t* next, FinishReason* reason) = 0;
+  // Logits that follow the sequence so far: [n_vocab] (the job may modify them: they are its own scratch).
+  // Return true and set *next to continue with that token, or return false (with *reason) when done.
+  // Jobs of one step may be called concurrently from several threads (never one job twice at once).
+  virtual bool on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) = 0;
   // Called exactly once when the job leaves the scheduler, whatever the cause.
   virtual void on_finish(FinishReason reason, const std::string& error) = 0;
   // Thread-safe; the scheduler drops the job (and frees its slot) at its next step.
@@ -48,6 +50,7 @@ struct SchedulerOptions {
   int max_queue = 64;          // jobs waiting for a slot beyond which submit() refuses
   int chunk = 64;              // prompt chunk size (fixed boundaries)
   int max_prompt_per_step = 256;  // prompt tokens per step (at least one chunk always runs)
+  int sample_threads = 0;      // threads that run the jobs' on_logits of one step; 0 = auto (1 on small machines)
 };
 
 class Scheduler {
@@ -96,6 +99,7 @@ class Scheduler {
 
   std::vector<Active> active_;     // scheduler thread only
   std::vector<int> free_slots_;    // scheduler thread only
+  std::unique_ptr<ThreadPool> sample_pool_;  // scheduler thread only; null = sample on the scheduler thread
   std::thread thread_;
   bool joined_ = false;
 };

@@ -22,7 +22,7 @@ class TestJob : public Job {
  public:
   TestJob(std::vector<int32_t> prompt, int max_tokens) : prompt_(std::move(prompt)), max_tokens_(max_tokens) {}
   const std::vector<int32_t>& prompt() const override { return prompt_; }
-  bool on_logits(const float* logits, int n_vocab, int32_t* next, FinishReason* reason) override {
+  bool on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) override {
     int32_t best = 0;
     for (int v = 1; v < n_vocab; ++v)
       if (logits[v] > logits[best]) best = v;
@@ -96,7 +96,9 @@ TEST(Scheduler, BatchedEqualsAloneAndChunksAtFixedBoundaries) {
   std::vector<int> lens = {1, 15, 16, 17, 33, 70, 5, 129, 3, 47, 100, 16};  // more jobs than slots
   FakeBackend be(kSlots, kCtx);
   Metrics m;
-  Scheduler sched(be, opts(kSlots, kCtx, kChunk), &m);
+  SchedulerOptions so = opts(kSlots, kCtx, kChunk);
+  so.sample_threads = 4;  // the jobs' on_logits run in parallel across rows
+  Scheduler sched(be, so, &m);
   std::vector<std::shared_ptr<TestJob>> jobs;
   std::vector<std::vector<int32_t>> want;
   for (size_t i = 0; i < lens.size(); ++i) {
