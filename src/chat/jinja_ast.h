@@ -61,6 +61,7 @@ struct Stmt {
     Break,
     Continue,
     Generation,  // body rendered as is
+    With,      // params (name = value, evaluated outside) visible in body only
   };
   Kind kind;
   int line = 0;

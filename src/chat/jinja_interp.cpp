@@ -80,6 +80,12 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         return Flow::Continue;
       case SK::Generation:
         return exec_body(s.body, scope, out);
+      case SK::With: {
+        auto inner = std::make_shared<Scope>();
+        inner->parent = scope;
+        for (const auto& p : s.params) inner->vars[p.name] = eval(*p.def, scope);
+        return exec_body(s.body, inner, out);
+      }
     }
   } catch (const Error& e) {
     throw with_line(e, s.line);

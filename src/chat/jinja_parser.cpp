@@ -156,6 +156,22 @@ class Parser {
       expect_block_end();
       return mks(kw == "break" ? SK::Break : SK::Continue, line);
     }
+    if (kw == "with") {
+      auto s = mks(SK::With, line);
+      while (cur().type != TT::BlockEnd) {
+        MacroParam mp;
+        mp.name = expect_name();
+        expect_op("=");
+        mp.def = parse_expression(true);
+        s->params.push_back(std::move(mp));
+        if (!skip_op(",")) break;
+      }
+      expect_block_end();
+      s->body = parse_body({"endwith"});
+      take_tag();
+      expect_block_end();
+      return s;
+    }
     if (kw == "generation") {
       expect_block_end();
       auto s = mks(SK::Generation, line);

@@ -128,6 +128,7 @@ SNIPPETS = [
     "trailing newline kept?\n",
     "{{ messages | length }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + eos_token }}{% endif %}{% endfor %}",
     "{% generation %}gen {{ 1 }}{% endgeneration %}",
+    "{% set a = 'outer' %}{% with a = 'inner', b = a %}{{ a }} {{ b }}{% set c = 1 %}{% endwith %} {{ a }} {{ c }}",
     "{{ strftime_now('%Y-%m-%d %d %b %B %A %H:%M') }}",
     # undefined behaviour
     "[{{ undefined_var }}] {{ undefined_var | length }} {{ undefined_var | list }} {{ undefined_var is iterable }} {{ undefined_var == undefined_var }}",
