@@ -74,7 +74,14 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // Responses go out uncompressed so that streamed events are written (and disconnects seen) at once.
     // The Request object handed to us is httplib's own non-const one.
-    const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+    auto& mreq = const_cast<httplib::Request&>(req);
+    mreq.headers.erase("Accept-Encoding");
+    // Every body we take is JSON. `curl -d` labels it form-urlencoded, which httplib would cap at 8 KiB
+    // (a limit compiled into Debian's library): relabel it before the body is read.
+    if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
+      mreq.headers.erase("Content-Type");
+      mreq.headers.emplace("Content-Type", "application/json");
+    }
     if (!opt_.api_key.empty() && req.path != "/health") {
       std::string h = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
@@ -89,8 +96,10 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
   });
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string msg = res.status == 404 ? "no such endpoint: " + req.method + " " + req.path
-                                        : std::string("HTTP error ") + std::to_string(res.status);
+    std::string msg = res.status == 404   ? "no such endpoint: " + req.method + " " + req.path
+                      : res.status == 413 ? std::string("request body too large (limit 16 MiB)")
+                      : res.status == 405 ? std::string("method not allowed")
+                                          : std::string("HTTP error ") + std::to_string(res.status);
     send_error(res, ApiError(res.status, msg, res.status == 404 ? "not_found_error" : "invalid_request_error"));
   });
   svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

@@ -529,6 +529,27 @@ TEST(Server, ClientDisconnectWhileWaitingForNonStreamingResponse) {
   EXPECT_LT(h.metric("minnow_generated_tokens_total"), 3000);
 }
 
+TEST(Server, BigFormLabelledJsonAndHugeBodies) {
+  Harness h;
+  // curl -d sends JSON labelled as a form: still accepted, even beyond httplib's 8 KiB form limit.
+  std::string long_prompt(20000, 'q');
+  auto r = h.client()->Post("/tokenize", json{{"content", long_prompt}}.dump(), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["tokens"].size(), long_prompt.size());
+  // Deep nesting and over-limit bodies get errors, not crashes.
+  std::string deep = "{\"x\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  r = h.post("/v1/chat/completions", deep);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  std::string huge(17u << 20, ' ');
+  r = h.post("/v1/chat/completions", huge);
+  if (r) {
+    EXPECT_EQ(r->status, 413);
+  }
+  EXPECT_EQ(h.get("/health")->status, 200);
+}
+
 TEST(Server, ArbitraryBodiesNeverCrash) {
   Harness h;
   std::mt19937 rng(2024);
