@@ -438,6 +438,15 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
     if (a.pos.empty()) throw Error("attr filter needs a name");
     return get_attr(v, a.pos[0].str());
   }
+  if (name == "format") {
+    if (!a.pos.empty() && !a.kw.empty()) throw Error("can't handle positional and keyword arguments at the same time");
+    if (!a.kw.empty()) {
+      Value d = Value::new_dict();
+      for (auto& kv : a.kw) d.dict->set(Value::string(kv.first), kv.second);
+      return Value::string(py_percent_format(v.str(), d));
+    }
+    return Value::string(py_percent_format(v.str(), Value::new_list(a.pos, true)));
+  }
   if (name == "batch") {
     if (a.pos.empty()) throw Error("batch filter needs a size");
     int64_t n = a.pos[0].as_int();

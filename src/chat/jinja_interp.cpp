@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "chat/jinja_strings.h"
 #include "common/error.h"
 
 namespace minnow::jinja {
@@ -337,7 +338,10 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
       }
     }
   }
-  if (op == "%" && a.is_string()) throw Error("unsupported construct: printf-style string formatting with '%'");
+  if (op == "%" && a.is_string()) {
+    Value r = Value::string(py_percent_format(a.s, b));
+    return r;
+  }
   throw bad();
 }
 

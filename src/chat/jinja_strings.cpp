@@ -253,6 +253,108 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
   return out;
 }
 
+std::string py_percent_format(const std::string& fmt, const Value& args) {
+  const bool is_tuple = args.is_list() && args.list->tuple;
+  const bool is_map = args.is_dict() && !args.is_namespace();
+  std::vector<Value> pos = is_tuple ? args.list->items : std::vector<Value>{args};
+  size_t next = 0;
+  bool used_map = false;
+  std::string out;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out.push_back(fmt[i]);
+      continue;
+    }
+    if (++i >= fmt.size()) throw Error("incomplete format");
+    const Value* v = nullptr;
+    if (fmt[i] == '(') {
+      size_t close = fmt.find(')', i);
+      if (close == std::string::npos) throw Error("incomplete format key");
+      if (!is_map) throw Error("format requires a mapping");
+      v = args.dict->find(std::string_view(fmt).substr(i + 1, close - i - 1));
+      if (!v) throw Error("KeyError: '" + fmt.substr(i + 1, close - i - 1) + "'");
+      used_map = true;
+      i = close + 1;
+    }
+    std::string flags;
+    while (i < fmt.size() && std::string("-+ #0").find(fmt[i]) != std::string::npos) flags.push_back(fmt[i++]);
+    std::string width, prec;
+    while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') width.push_back(fmt[i++]);
+    bool has_prec = false;
+    if (i < fmt.size() && fmt[i] == '.') {
+      has_prec = true;
+      ++i;
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') prec.push_back(fmt[i++]);
+    }
+    while (i < fmt.size() && (fmt[i] == 'h' || fmt[i] == 'l' || fmt[i] == 'L')) ++i;
+    if (i >= fmt.size()) throw Error("incomplete format");
+    char conv = fmt[i];
+    if (conv == '%') {
+      out.push_back('%');
+      continue;
+    }
+    if (!v) {
+      if (is_map && !is_tuple) {
+        v = &args;  // '%s' % {'a': 1} formats the dict itself
+        used_map = true;
+      } else {
+        if (next >= pos.size()) throw Error("not enough arguments for format string");
+        v = &pos[next++];
+      }
+    }
+    std::string cspec = "%" + flags + width + (has_prec ? "." + prec : "");
+    std::string piece;
+    char buf[512];
+    switch (conv) {
+      case 's': case 'r': case 'a': {
+        piece = conv == 's' ? v->str() : v->repr();
+        if (has_prec) {
+          std::u32string cs = utf8_decode(piece);
+          size_t p = prec.empty() ? 0 : std::stoul(prec);
+          if (cs.size() > p) piece = utf8_encode(std::u32string_view(cs).substr(0, p));
+        }
+        size_t w = width.empty() ? 0 : std::stoul(width);
+        size_t len = utf8_length(piece);
+        if (len < w) {
+          std::string pad(w - len, ' ');
+          piece = flags.find('-') != std::string::npos ? piece + pad : pad + piece;
+        }
+        break;
+      }
+      case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': case 'c': {
+        if (conv == 'c' && v->is_string()) {
+          if (utf8_length(v->s) != 1) throw Error("%c requires int or char");
+          piece = v->s;
+          break;
+        }
+        if (!v->is_number()) throw Error(std::string("%") + conv + " format: a real number is required, not " + v->type_name());
+        long long n = v->kind == Value::Kind::Float ? static_cast<long long>(v->f) : static_cast<long long>(v->as_int());
+        if (conv == 'c') {
+          utf8_append(piece, static_cast<char32_t>(n));
+          break;
+        }
+        std::string spec = cspec + "ll" + (conv == 'i' || conv == 'u' ? 'd' : conv);
+        std::snprintf(buf, sizeof buf, spec.c_str(), n);
+        piece = buf;
+        break;
+      }
+      case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': {
+        if (!v->is_number()) throw Error(std::string("%") + conv + " format: a real number is required, not " + v->type_name());
+        std::string spec = cspec + conv;
+        std::snprintf(buf, sizeof buf, spec.c_str(), v->as_double());
+        piece = buf;
+        break;
+      }
+      default:
+        throw Error(std::string("unsupported format character '") + conv + "'");
+    }
+    out += piece;
+  }
+  if (!used_map && next < pos.size() && !(is_map && !is_tuple))
+    throw Error("not all arguments converted during string formatting");
+  return out;
+}
+
 bool py_is(const std::string& s, const std::string& name) {
   std::u32string cs = utf8_decode(s);
   if (cs.empty()) return false;

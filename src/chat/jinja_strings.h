@@ -16,6 +16,8 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends);
 std::string py_case(const std::string& s, const std::string& name);
 std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count);
 std::string py_format(const std::string& fmt, const CallArgs& args);  // str.format, no format specs
+// printf-style `fmt % args`: args is a tuple (positional), a dict (%(name)s) or one value.
+std::string py_percent_format(const std::string& fmt, const Value& args);
 bool py_is(const std::string& s, const std::string& name);          // isdigit, isalpha, isspace, ...
 
 }  // namespace minnow::jinja

@@ -93,6 +93,9 @@ SNIPPETS = [
     "{{ 'aXbXc'.replace('X', '-') }} {{ 'aXbXc'.replace('X', '-', 1) }} {{ 'hello'.find('l') }} {{ 'héllo'.find('l') }} {{ 'hello'.find('z') }} {{ 'hello'.count('l') }}",
     "{{ ', '.join(words) }} {{ '{} and {}'.format('a', 1) }} {{ '{1}{0}'.format('a', 'b') }} {{ '{x}!'.format(x=3) }} {{ '{{}}'.format() }}",
     "{{ 'l1\\nl2\\r\\nl3'.splitlines() }} {{ '123'.isdigit() }} {{ 'abc'.isalpha() }} {{ '  '.isspace() }}",
+    "{{ '%s|%5s|%-5s|%.2s|%r' % ('a', 'b', 'c', 'def', 'q') }} {{ '%d %i %05d %+d %x %X %o' % (3.9, -2, 42, 7, 255, 255, 8) }}",
+    "{{ '%.3f %e %g %10.2f %%' % (3.14159, 12345.678, 0.0001, 2.5) }} {{ '%(a)s-%(b)d' % {'a': 'x', 'b': 2} }} {{ '%s' % nums }}",
+    "{{ '%s and %s' | format('x', 1) }} {{ '%(k)s' | format(k='v') }} {{ 'no args' % () }} {{ '%c%c' % (72, 'i') }}",
     # list/dict methods
     "{% set l = [1] %}{% set _ = l.append(2) %}{{ l }}{% set _ = l.extend([3, 4]) %}{{ l }} {{ l.pop() }} {{ l }} {{ l.pop(0) }} {{ l }} {{ l.index(3) }}",
     "{% set m = {'a': 1} %}{% set _ = m.update({'b': 2}) %}{{ m }} {{ m.pop('a') }} {{ m }} {{ m.setdefault('c', 3) }} {{ m }}",
@@ -156,6 +159,9 @@ ERRORS = [
     "{% for a, b in [1, 2] %}{% endfor %}",
     "{{ d | tojson(indent=x.y) }}",
     "{{ }}",
+    "{{ '%s %s' % ('one',) }}",
+    "{{ '%s' % ('a', 'b') }}",
+    "{{ '%d' % 'x' }}",
     "{% endfor %}",
 ]
 
