@@ -34,7 +34,12 @@ class GgufWriter {
 
  private:
   struct Kv { std::string key; std::vector<uint8_t> encoded; };  // encoded = type + value
-  struct Tensor { std::string name; GgmlType type; std::vector<int64_t> ne; std::vector<uint8_t> data; };
+  struct Tensor {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> ne;    // [n_dims] (1..4), ne[0] innermost
+    std::vector<uint8_t> data;  // [row_bytes(type, prod(ne))] raw blocks
+  };
   void put(std::string_view key, std::vector<uint8_t> encoded);
   size_t alignment_;
   std::vector<Kv> kv_;
