@@ -21,6 +21,13 @@ constexpr int kThreads = 128;
 constexpr int kChunk = 128;  // positions per block
 constexpr int kMaxG = 8;     // query heads per block
 
+__device__ __forceinline__ void cp16(void* dst, const void* src) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
 int n_splits(int n_ctx) { return (n_ctx + kChunk - 1) / kChunk; }
 
 template <int D>
@@ -61,12 +68,13 @@ __global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g
   constexpr int kVec = D / 8;  // 16-byte vectors per row
   for (int i = tid; i < cnt * kVec; i += kThreads) {
     const int p = i / kVec, c = i % kVec;
-    const uint4 kv = __ldg(reinterpret_cast<const uint4*>(kg + size_t(p) * row_stride) + c);
-    const uint4 vv = __ldg(reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
-    *reinterpret_cast<uint4*>(k_s + p * (D + 8) + c * 8) = kv;
-    *reinterpret_cast<uint4*>(v_s + p * D + c * 8) = vv;
+    cp16(k_s + p * (D + 8) + c * 8, reinterpret_cast<const uint4*>(kg + size_t(p) * row_stride) + c);
+    cp16(v_s + p * D + c * 8, reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
   }
-  for (int i = tid; i < ng * D; i += kThreads) q_s[i] = a.d_q[size_t(t) * a.ldq + size_t(h0) * D + i] * a.scale;
+  for (int i = tid; i < ng * D / 4; i += kThreads)
+    cp16(q_s + 4 * i, a.d_q + size_t(t) * a.ldq + size_t(h0) * D + 4 * i);
+  cp_commit();
+  cp_wait_all();
   __syncthreads();
 
   // Scores: one thread per position.
@@ -101,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g
     }
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g)
-      if (g < ng) sc[g * kChunk + p] = s[g];
+      if (g < ng) sc[g * kChunk + p] = s[g] * a.scale;
   }
   __syncthreads();
 
@@ -147,6 +155,19 @@ __global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g
         acc[i].y = fmaf(e, v.y, acc[i].y);
       }
     }
+  }
+  if (nv == 1) {  // the only chunk: normalise and write the output directly
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int g = slot + i * kSlots;
+      if (g < ng) {
+        const float inv = 1.f / s_sum[g];
+        float* o = a.d_out + size_t(t) * a.ldo + size_t(h0 + g) * D + 2 * c;
+        o[0] = acc[i].x * inv;
+        o[1] = acc[i].y * inv;
+      }
+    }
+    return;
   }
   const size_t part_stride = D + 2;
 #pragma unroll

@@ -262,46 +262,71 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   pdl_trigger();
   pdl_wait();
 
-  // 2. RMSNorm statistics (one warp per token) and staging.
+  // 2. Activations: staged raw with cp.async (one latency for everything), then RMSNorm statistics (one warp
+  //    per token, fixed order) and x * inv_rms * norm in place.
   const int b0 = blockIdx.y * NB;
   const int nb = min(NB, a.nb - b0);
   const float* x = a.x + size_t(b0) * a.ldx;
+  float* xs = reinterpret_cast<float*>(smem + nslots * a.slot_bytes);
+  float* ns = xs + NB * a.xs_stride;  // staged norm weights
+  const int q = a.n_in >> 2;
+  if (STAGED) {
+    for (int idx = tid; idx < nb * q; idx += blockDim.x) {
+      const int b = idx / q, col = (idx - b * q) * 4;
+      cp16(xs + b * a.xs_stride + xi(col), x + size_t(b) * a.ldx + col);
+    }
+    if (a.norm)
+      for (int idx = tid; idx < q; idx += blockDim.x) cp16(ns + xi(idx * 4), a.norm + idx * 4);
+    cp_commit();
+  }
+  cp_wait_all();
+  __syncthreads();
   if (a.norm) {
     for (int b = warp; b < nb; b += R) {
-      const float* xb = x + size_t(b) * a.ldx;
       float s = 0.f;
-      for (int i = lane * 4; i < a.n_in; i += 128) {
-        const float4 v = *reinterpret_cast<const float4*>(xb + i);
-        s = fmaf(v.x, v.x, s);
-        s = fmaf(v.y, v.y, s);
-        s = fmaf(v.z, v.z, s);
-        s = fmaf(v.w, v.w, s);
+      if (STAGED) {
+        const float* xb = xs + b * a.xs_stride;
+        for (int i = lane * 4; i < a.n_in; i += 128) {
+          const float4 v = *reinterpret_cast<const float4*>(xb + xi(i));
+          s = fmaf(v.x, v.x, s); s = fmaf(v.y, v.y, s); s = fmaf(v.z, v.z, s); s = fmaf(v.w, v.w, s);
+        }
+      } else {
+        const float* xb = x + size_t(b) * a.ldx;
+        for (int i0 = lane * 4; i0 < a.n_in; i0 += 128 * 8) {
+          float4 v[8];
+#pragma unroll
+          for (int k = 0; k < 8; ++k)
+            if (i0 + 128 * k < a.n_in) v[k] = __ldg(reinterpret_cast<const float4*>(xb + i0 + 128 * k));
+#pragma unroll
+          for (int k = 0; k < 8; ++k) {
+            if (i0 + 128 * k < a.n_in) {
+              s = fmaf(v[k].x, v[k].x, s); s = fmaf(v[k].y, v[k].y, s);
+              s = fmaf(v[k].z, v[k].z, s); s = fmaf(v[k].w, v[k].w, s);
+            }
+          }
+        }
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
       if (lane == 0) s_inv[b] = rsqrtf(s / float(a.n_in) + a.eps);
     }
     __syncthreads();
-  }
-  float* xs = reinterpret_cast<float*>(smem + nslots * a.slot_bytes);
-  if (STAGED) {
-    const int q = a.n_in >> 2;
-    for (int idx = tid; idx < nb * q; idx += blockDim.x) {
-      const int b = idx / q, col = (idx - b * q) * 4;
-      float4 v = *reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + col);
-      if (a.norm) {
-        const float s = s_inv[b];
-        const float4 n = *reinterpret_cast<const float4*>(a.norm + col);
-        v.x = (v.x * s) * n.x;
-        v.y = (v.y * s) * n.y;
-        v.z = (v.z * s) * n.z;
-        v.w = (v.w * s) * n.w;
+    if (STAGED) {
+      for (int idx = tid; idx < nb * q; idx += blockDim.x) {
+        const int b = idx / q, col = (idx - b * q) * 4;
+        float4* p = reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col));
+        const float4 n = *reinterpret_cast<const float4*>(ns + xi(col));
+        const float sc = s_inv[b];
+        float4 v = *p;
+        v.x = (v.x * sc) * n.x;
+        v.y = (v.y * sc) * n.y;
+        v.z = (v.z * sc) * n.z;
+        v.w = (v.w * sc) * n.w;
+        *p = v;
       }
-      *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
+      __syncthreads();
     }
   }
-  cp_wait_all();
-  __syncthreads();
 
   // 3. One row per warp.
   const int row = blockIdx.x * R + warp;
@@ -435,7 +460,7 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   k.vc = static_cast<__half*>(a.d_vcache);
   k.n_ctx = a.n_ctx;
   const int NB = a.nb == 1 ? 1 : 8;
-  const size_t stage = size_t(NB) * k.xs_stride * sizeof(float);
+  const size_t stage = size_t(NB + (a.d_norm ? 1 : 0)) * k.xs_stride * sizeof(float);
   const bool staged = stage <= size_t(kMaxStage);
   const int slots_per_row = a.mode == MvMode::SwiGLU ? 2 : 1;
   int R = kMaxWarps;
