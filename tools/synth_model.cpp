@@ -1,7 +1,9 @@
 // synth_model: writes a Llama-architecture GGUF with random weights and a real tokenizer, quantized like
 // llama-quantize would (e.g. Q4_K_M), for speed tests and llama.cpp cross-checks at full model sizes.
 //   synth_model --preset tinyllama-1.1b|llama-3.2-1b|smollm2-135m --vocab VOCAB.gguf --type Q4_K_M -o OUT.gguf
-//               [--seed S] [--layers N] [-t THREADS]
+//               [--seed S] [--layers N] [-t THREADS] [--llama3-rope]
+// --llama3-rope (llama-3.2-1b) adds rope_freqs.weight, the llama3 RoPE scaling factors of the real model
+// (factor 32, low/high frequency factors 1 and 4, original context 8192), as convert_hf_to_gguf writes them.
 // Weights are gaussian (std 0.02; norms 1), a pure function of (seed, tensor, row): the same seed gives the
 // same file whatever the thread count.
 #include <algorithm>
@@ -64,6 +66,26 @@ struct TensorSpec {
   std::vector<int64_t> ne;  // ne[0] innermost
 };
 
+// llama3-style RoPE frequency factors (one per rotated pair), as Meta's reference and llama.cpp compute them.
+std::vector<float> llama3_rope_factors(int64_t head_dim, double base) {
+  const double factor = 32.0, low_freq_factor = 1.0, high_freq_factor = 4.0, old_ctx = 8192.0;
+  const double low_freq_wavelen = old_ctx / low_freq_factor, high_freq_wavelen = old_ctx / high_freq_factor;
+  std::vector<float> out;
+  for (int64_t i = 0; i < head_dim; i += 2) {
+    const double freq = 1.0 / std::pow(base, static_cast<double>(i) / static_cast<double>(head_dim));
+    const double wavelen = 2.0 * 3.141592653589793 / freq;
+    double f;
+    if (wavelen < high_freq_wavelen) f = 1.0;
+    else if (wavelen > low_freq_wavelen) f = factor;
+    else {
+      const double smooth = (old_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    out.push_back(static_cast<float>(f));
+  }
+  return out;
+}
+
 std::vector<TensorSpec> tensor_list(const Preset& p, int64_t n_vocab) {
   const int64_t head_dim = p.n_embd / p.n_head, n_kv = head_dim * p.n_head_kv;
   std::vector<TensorSpec> v;
@@ -88,6 +110,7 @@ std::vector<TensorSpec> tensor_list(const Preset& p, int64_t n_vocab) {
 int run(int argc, char** argv) {
   std::string preset_name, vocab_path, type_name_s = "Q4_K_M", out_path;
   int64_t seed = 42, layers = -1;
+  bool llama3_rope = false;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ArgParser ap("synth_model");
   ap.add_string({"--preset"}, &preset_name, "tinyllama-1.1b | llama-3.2-1b | smollm2-135m");
@@ -97,6 +120,7 @@ int run(int argc, char** argv) {
   ap.add_int({"--seed"}, &seed, "random seed (default 42)");
   ap.add_int({"--layers"}, &layers, "override the number of layers");
   ap.add_int({"-t", "--threads"}, &threads, "worker threads (default: all cores)");
+  ap.add_flag({"--llama3-rope"}, &llama3_rope, "add rope_freqs.weight (llama3 RoPE scaling, llama-3.2-1b only)");
   if (!ap.parse(argc, argv, 1)) return 0;
   if (preset_name.empty() || vocab_path.empty() || out_path.empty())
     throw Error("--preset, --vocab and -o are required");
@@ -109,6 +133,7 @@ int run(int argc, char** argv) {
     if (layers < 1 || layers > 1000) throw Error("--layers must be between 1 and 1000");
     p.n_layer = layers;
   }
+  if (llama3_rope && preset_name != "llama-3.2-1b") throw Error("--llama3-rope is for the llama-3.2-1b preset");
   if (threads < 1 || threads > 1024) throw Error("-t must be between 1 and 1024");
   const QuantTarget target = parse_quant_target(type_name_s);
   const auto t0 = std::chrono::steady_clock::now();
@@ -165,6 +190,11 @@ int run(int argc, char** argv) {
     });
     w.add_tensor(s.name, type, s.ne, data.data(), data.size());
     total += data.size();
+  }
+  if (llama3_rope) {
+    const auto factors = llama3_rope_factors(p.n_embd / p.n_head, p.rope_base);
+    w.add_tensor("rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(factors.size())}, factors.data(),
+                 factors.size() * sizeof(float));
   }
   w.write(out_path);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -146,5 +146,6 @@ TEST_F(Synth, BadArgumentsFailCleanly) {
   EXPECT_NE(synth("--preset smollm2-135m --vocab /nonexistent.gguf -o " + tmp_path("x.gguf")), 0);
   EXPECT_NE(synth("--preset smollm2-135m --type Q9_9 --vocab " + kVocab + " -o " + tmp_path("x.gguf")), 0);
   EXPECT_NE(synth("--preset smollm2-135m --layers 0 --vocab " + kVocab + " -o " + tmp_path("x.gguf")), 0);
+  EXPECT_NE(synth("--preset smollm2-135m --llama3-rope --vocab " + kVocab + " -o " + tmp_path("x.gguf")), 0);
   EXPECT_FALSE(fs::exists(tmp_path("x.gguf")));
 }
