@@ -61,6 +61,7 @@ int cmd_serve(int argc, char** argv) {
   so.api_key = env_or("MINNOW_API_KEY", "");
   so.max_queue = env_int("MINNOW_QUEUE", 64);
   so.chunk = env_int("MINNOW_CHUNK", 64);
+  so.max_prompt_per_step = env_int("MINNOW_STEP_PROMPT", 0);
   so.shutdown_grace_s = env_float("MINNOW_SHUTDOWN_TIMEOUT", 10.0);
   std::string alias = env_or("MINNOW_ALIAS", "");
   std::string template_file = env_or("MINNOW_CHAT_TEMPLATE_FILE", "");
@@ -73,6 +74,8 @@ int cmd_serve(int argc, char** argv) {
   args.add_string({"--api-key"}, &so.api_key, "require 'Authorization: Bearer KEY' (except /health)");
   args.add_int({"--queue"}, &so.max_queue, "requests that may wait for a slot before 429 (default 64)");
   args.add_int({"--chunk"}, &so.chunk, "prompt chunk size in tokens (default 64)");
+  args.add_int({"--step-prompt"}, &so.max_prompt_per_step,
+               "prompt tokens per batched step (default 256 on cpu, 1024 on cuda)");
   args.add_float({"--shutdown-timeout"}, &so.shutdown_grace_s,
                  "seconds in-flight requests get on SIGTERM before being cancelled (default 10)");
   args.add_string({"--alias"}, &alias, "model name reported by the API (default: the file name)");
@@ -83,6 +86,7 @@ int cmd_serve(int argc, char** argv) {
   if (so.port < 0 || so.port > 65535) throw Error("--port must be between 0 and 65535");
   if (so.max_queue < 0) throw Error("--queue must be >= 0");
   if (so.chunk < 1 || so.chunk > 4096) throw Error("--chunk must be between 1 and 4096");
+  if (so.max_prompt_per_step < 0) throw Error("--step-prompt must be >= 0");
   if (!(so.shutdown_grace_s >= 0)) throw Error("--shutdown-timeout must be >= 0");
   resolve_device(mf.device);  // unknown device names fail before we listen
   so.model_id = alias.empty() ? basename_no_ext(mf.model) : alias;
@@ -129,6 +133,8 @@ int cmd_serve(int argc, char** argv) {
     auto sm = std::make_unique<server::LlamaServerModel>(*lm.tok, lm.model->gguf(), so.model_id, template_src);
     std::fprintf(stderr, "minnow serve: ready: %s on %s, %d slots x %d positions, %.0f ms to load\n",
                  so.model_id.c_str(), lm.backend->name().c_str(), so.n_slots, lm.n_ctx, lm.load_ms);
+    if (so.max_prompt_per_step == 0) so.max_prompt_per_step = lm.backend->name() == "cpu" ? 256 : 1024;
+    server->set_step_prompt(so.max_prompt_per_step);
     // The scheduler gets the context the backend really has (-c may have been clamped to the model's).
     server->set_ready(std::move(sm), std::move(lm.backend), lm.n_ctx);
   } catch (...) {

@@ -43,6 +43,7 @@ class HttpServer {
   // Stop accepting generation requests, let in-flight ones finish for up to shutdown_grace_s, cancel the rest,
   // stop listening. Safe to call from any thread, more than once.
   void shutdown();
+  void set_step_prompt(int n) { opt_.max_prompt_per_step = n; }  // before set_ready
   void wait();  // until the listener thread has ended (after shutdown())
   Metrics& metrics() { return metrics_; }
   bool ready() const { return ready_.load(); }

@@ -51,6 +51,11 @@ static void gauge(std::string& out, const std::string& name, const std::string& 
   out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " + std::to_string(v) + "\n";
 }
 
+static void out_seconds(std::string& out, const std::string& name, const std::string& help, uint64_t us) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
+         fmt_double(static_cast<double>(us) / 1e6) + "\n";
+}
+
 std::string Metrics::render_prometheus() const {
   std::string o;
   counter(o, "minnow_requests_total", "Generation requests received.", requests_total.load());
@@ -63,6 +68,9 @@ std::string Metrics::render_prometheus() const {
   counter(o, "minnow_generated_tokens_total", "Tokens generated.", generated_tokens.load());
   counter(o, "minnow_forward_passes_total", "Batched forward passes run by the scheduler.", forward_passes.load());
   counter(o, "minnow_batch_tokens_total", "Tokens over all forward passes.", batch_tokens.load());
+  out_seconds(o, "minnow_forward_seconds_total", "Time spent in the backend's forward passes.", forward_us.load());
+  out_seconds(o, "minnow_step_seconds_total", "Time of whole scheduler steps (forward, sampling, bookkeeping).",
+              step_us.load());
   gauge(o, "minnow_queue_depth", "Requests waiting for a slot.", queue_depth.load());
   int64_t busy = slots_busy.load(), total = slots_total.load();
   gauge(o, "minnow_slots_busy", "Sequence slots in use.", busy);

@@ -37,6 +37,8 @@ struct Metrics {
   std::atomic<uint64_t> generated_tokens{0};
   std::atomic<uint64_t> forward_passes{0};
   std::atomic<uint64_t> batch_tokens{0};         // tokens over all forward passes
+  std::atomic<uint64_t> forward_us{0};           // time inside Backend::forward
+  std::atomic<uint64_t> step_us{0};              // time of whole scheduler steps (forward + sampling + bookkeeping)
   // Gauges (kept up to date by the scheduler).
   std::atomic<int64_t> queue_depth{0};
   std::atomic<int64_t> slots_busy{0};

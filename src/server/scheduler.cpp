@@ -1,6 +1,7 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 namespace minnow::server {
@@ -185,6 +186,7 @@ void Scheduler::loop() {
     // Rows come back in batch order: decode rows first (in active order), then prompt-final rows in order.
     logits.clear();
     std::string error;
+    auto t_step = std::chrono::steady_clock::now();
     try {
       backend_.forward(batch, logits);
       if (logits.size() != row_owner.size() * static_cast<size_t>(opt_.n_vocab))
@@ -195,6 +197,9 @@ void Scheduler::loop() {
     } catch (...) {
       error = "forward pass failed";
     }
+    auto t_fwd = std::chrono::steady_clock::now();
+    metrics_->forward_us.fetch_add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(t_fwd - t_step).count()));
     metrics_->forward_passes.fetch_add(1);
     metrics_->batch_tokens.fetch_add(batch.size());
     std::vector<uint8_t> remove(active_.size(), 0);
@@ -269,6 +274,9 @@ void Scheduler::loop() {
       if (!remove[i]) kept.push_back(std::move(active_[i]));
     active_ = std::move(kept);
     update_gauges();
+    metrics_->step_us.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                          std::chrono::steady_clock::now() - t_step)
+                                                          .count()));
   }
   // Stopping: whatever is left has been cancelled above.
   for (auto& a : active_) release(a, FinishReason::Cancelled, "");
