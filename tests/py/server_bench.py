@@ -79,6 +79,10 @@ def main():
               f"server TTFT mean {m['minnow_time_to_first_token_seconds_sum'] / max(1, m['minnow_time_to_first_token_seconds_count']) * 1000:.0f} ms; "
               f"forward passes {m['minnow_forward_passes_total']:.0f}, mean batch "
               f"{m['minnow_batch_tokens_total'] / max(1, m['minnow_forward_passes_total']):.1f} tokens")
+        if "minnow_forward_seconds_total" in m:
+            print(f"scheduler: {m['minnow_step_seconds_total']:.2f} s in steps, of which "
+                  f"{m['minnow_forward_seconds_total']:.2f} s in Backend::forward "
+                  f"({m['minnow_forward_seconds_total'] / max(1e-9, m['minnow_step_seconds_total']) * 100:.0f}%)")
         if errors:
             print("first error:", errors[0][:300])
         mism = 0

@@ -187,9 +187,12 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     // Attention: one task per (token, query head); each reads its own sequence's cache [0, pos].
     const bool gqa_wrong = (breaks_ & kBreakGqaOrder) != 0;
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool_.size()));
-    pool_.parallel_for(n * nh, [&](int64_t b, int64_t e, int th) {
+    // Tasks are dealt round-robin: later tokens attend over more positions, so contiguous chunks would
+    // leave the first threads idle.
+    const int n_th = pool_.size();
+    pool_.run([&](int th) {
       std::vector<float>& sc = scratch[static_cast<size_t>(th)];
-      for (int64_t task = b; task < e; ++task) {
+      for (int64_t task = th; task < n * nh; task += n_th) {
         const int64_t t = task / nh, h = task % nh;
         const int64_t kvh = gqa_wrong ? h % nkv : h / group;
         const int64_t n_kv = batch.pos[t] + 1;
