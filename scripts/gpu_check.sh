@@ -11,6 +11,7 @@
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 set -uo pipefail
+MODE=${1:-}
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
@@ -43,6 +44,18 @@ note "unit tests (test_cuda_kernels): rc=$rc, $(grep -c '       OK ' "$OUT/unit.
 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
+# ---- 2b. one profile each of a mat-vec and an attention kernel (Nsight Compute, clocks left alone) -----------
+if command -v ncu > /dev/null && [ -n "${GPU_CHECK_NCU:-1}" ]; then
+  for spec in "k_matvec 2500" "k_matvec 500" "k_attn 2600"; do
+    set -- $spec
+    timeout 120 ncu --clock-control none --kernel-name "regex:$1" --launch-skip "$2" --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      "$BIN/test_cuda_perf" > "$OUT/ncu_$1_$2.txt" 2>&1
+    grep -E "k_matvec|k_attn|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Dynamic Shared|Grid Size|Block Size|Stall|cycles being stalled" "$OUT/ncu_$1_$2.txt" | head -24
+  done
+  set --
+fi
+
 # ---- 3. golden KL on the GPU ----------------------------------------------------------------------------
 MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED timeout 300 python3 -m pytest -q -s tests/py/test_golden.py \
   -k "golden_kl or greedy_run" -p no:cacheprovider > "$OUT/golden.log" 2>&1
@@ -50,7 +63,7 @@ rc=$?
 grep -E "prompt [0-9]|passed|failed|Error|assert" "$OUT/golden.log" | head -30
 note "golden (GPU, tests/py/test_golden.py -k 'golden_kl or greedy_run'): rc=$rc: $(tail -1 "$OUT/golden.log")"
 
-[ "${1:-}" = quick ] && { printf '%s\n' "${summary[@]}"; exit 0; }
+[ "$MODE" = quick ] && { printf '%s\n' "${summary[@]}"; exit 0; }
 
 # ---- 4. TinyLlama-shaped model: GPU vs CPU --------------------------------------------------------------
 TL=/tmp/tl.gguf

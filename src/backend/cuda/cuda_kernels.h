@@ -30,6 +30,9 @@ void repack_rows(GgmlType t, const void* src, int64_t n, int64_t n_rows, void* d
 // y[b][o] = inv_rms(x[b]) * sum_i W[o][i] * norm[i] * x[b][i]   (norm == nullptr: no RMSNorm, inv_rms = 1)
 // Up to 3 matrices sharing the input (e.g. Q, K, V); each output row is computed by one warp in a fixed order
 // that depends only on n_in, so row b's result never depends on nb (batch invariance).
+// When every matrix of the call is Q4_K or Q6_K, the normalised activations are rounded to int8 per block of
+// 32 (scale amax/127, round to nearest even; as llama.cpp's q8_1) and the dot products use dp4a; otherwise
+// they stay f32.
 enum class MvMode : int {
   Store = 0,   // y = W x
   Add = 1,     // y += W x (residual)

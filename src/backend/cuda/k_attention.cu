@@ -195,13 +195,34 @@ __global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g
   for (int i = tid; i < ng * D; i += kThreads) {
     const int g = i / D, d = i % D;
     const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
+    // Loads are batched 8 at a time so that they are in flight together (in order, fixed sum order).
     float m = -INFINITY;
-    for (int s = 0; s < nv; ++s) m = fmaxf(m, __ldcg(part + s * part_stride + D));
+    for (int s0 = 0; s0 < nv; s0 += 8) {
+      float mv[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) mv[k] = s0 + k < nv ? __ldcg(part + (s0 + k) * part_stride + D) : -INFINITY;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) m = fmaxf(m, mv[k]);
+    }
     float num = 0.f, den = 0.f;
-    for (int s = 0; s < nv; ++s) {
-      const float w = __expf(__ldcg(part + s * part_stride + D) - m);
-      den = fmaf(__ldcg(part + s * part_stride + D + 1), w, den);
-      num = fmaf(__ldcg(part + s * part_stride + d), w, num);
+    for (int s0 = 0; s0 < nv; s0 += 8) {
+      float mv[8], lv[8], ov[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const bool ok = s0 + k < nv;
+        const float* ps = part + (s0 + k) * part_stride;
+        mv[k] = ok ? __ldcg(ps + D) : -INFINITY;
+        lv[k] = ok ? __ldcg(ps + D + 1) : 0.f;
+        ov[k] = ok ? __ldcg(ps + d) : 0.f;
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (s0 + k < nv) {
+          const float w = __expf(mv[k] - m);
+          den = fmaf(lv[k], w, den);
+          num = fmaf(ov[k], w, num);
+        }
+      }
     }
     a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num / den;
   }

@@ -186,6 +186,99 @@ __device__ __forceinline__ void dot_q6k(const uint8_t* wrow, int n_in, const XSr
   }
 }
 
+// ---- int8 activations (decode of Q4_K / Q6_K): x quantized per 32 elements, dp4a dot products ----------
+// Staged per token: xq int8 [n_in], dx float [n_in/32] (scale), s16 float [n_in/16] (sum of xq per 16).
+struct XQ {
+  const int8_t* q;  // [NB][n_in]
+  const float* d;   // [NB][n_in/32]
+  const float* s;   // [NB][n_in/16]
+  int n_in;
+};
+
+template <int NB>
+__device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
+  const int n_units = n_in / 32;
+  for (int u = lane; u < n_units; u += 32) {
+    const int sb = u >> 3, k = u & 7, c = k >> 1, h = k & 1;
+    const uint8_t* blk = wrow + sb * 144;
+    const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
+    const uint32_t dm = ld32u(blk);
+    const float d = h2f(uint16_t(dm & 0xFFFF)), dmin = h2f(uint16_t(dm >> 16));
+    float sc0, m0, sc1, m1;
+    k4_scale_min(blk + 4, 2 * c, sc0, m0);
+    k4_scale_min(blk + 4, 2 * c + 1, sc1, m1);
+    const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    const int col0 = sb * 256 + 64 * c + 16 * h, col1 = col0 + 32;
+    const int j0 = col0 >> 5, j1 = col1 >> 5;
+#pragma unroll
+    for (int b = 0; b < NB; ++b) {
+      if (b < nb) {
+        const int8_t* xb = x.q + b * x.n_in;
+        const uint4 xl = *reinterpret_cast<const uint4*>(xb + col0);
+        const uint4 xh = *reinterpret_cast<const uint4*>(xb + col1);
+        const int xlw[4] = {int(xl.x), int(xl.y), int(xl.z), int(xl.w)};
+        const int xhw[4] = {int(xh.x), int(xh.y), int(xh.z), int(xh.w)};
+        int sl = 0, sh = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          sl = __dp4a(int(w[i] & 0x0F0F0F0Fu), xlw[i], sl);
+          sh = __dp4a(int((w[i] >> 4) & 0x0F0F0F0Fu), xhw[i], sh);
+        }
+        const float* db = x.d + b * (x.n_in >> 5);
+        const float* s16 = x.s + b * (x.n_in >> 4);
+        float r = acc[b];
+        r = fmaf(db[j0], fmaf(ds0, float(sl), -dm0 * s16[2 * j0 + h]), r);
+        r = fmaf(db[j1], fmaf(ds1, float(sh), -dm1 * s16[2 * j1 + h]), r);
+        acc[b] = r;
+      }
+    }
+  }
+}
+
+template <int NB>
+__device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
+  const int n_units = n_in / 64;
+  for (int u = lane; u < n_units; u += 32) {
+    const int sb = u >> 2, k = u & 3, n = k >> 1, j = k & 1;
+    const uint8_t* blk = wrow + sb * 224;
+    const uint4 qa = ld128(blk + 64 * n + 16 * j);
+    const uint4 qb = ld128(blk + 64 * n + 32 + 16 * j);
+    const uint4 qh = ld128(blk + 128 + 32 * n + 16 * j);
+    const float d = h2f(ld16u(blk + 208));
+    const int8_t* scs = reinterpret_cast<const int8_t*>(blk + 192) + 8 * n + j;
+    const uint32_t wa[4] = {qa.x, qa.y, qa.z, qa.w}, wb[4] = {qb.x, qb.y, qb.z, qb.w};
+    const uint32_t wh[4] = {qh.x, qh.y, qh.z, qh.w};
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+      int q6[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t src = (g & 1) ? wb[i] : wa[i];
+        const uint32_t lo = (g >= 2 ? (src >> 4) : src) & 0x0F0F0F0Fu;
+        const uint32_t hi = ((wh[i] >> (2 * g)) & 0x03030303u) << 4;
+        q6[i] = int(lo | hi);
+      }
+      const float ds = d * float(scs[2 * g]);
+      const int col = sb * 256 + 128 * n + 32 * g + 16 * j;
+      const int jb = col >> 5;
+#pragma unroll
+      for (int b = 0; b < NB; ++b) {
+        if (b < nb) {
+          const uint4 xv = *reinterpret_cast<const uint4*>(x.q + b * x.n_in + col);
+          int sm = 0;
+          sm = __dp4a(q6[0], int(xv.x), sm);
+          sm = __dp4a(q6[1], int(xv.y), sm);
+          sm = __dp4a(q6[2], int(xv.z), sm);
+          sm = __dp4a(q6[3], int(xv.w), sm);
+          const float s16 = x.s[b * (x.n_in >> 4) + 2 * jb + j];
+          acc[b] = fmaf(x.d[b * (x.n_in >> 5) + jb] * ds, float(sm) - 32.f * s16, acc[b]);
+        }
+      }
+    }
+  }
+}
+
 template <int NB, bool S>
 __device__ __forceinline__ void row_dot(int type, const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
                                      float* acc) {
@@ -205,6 +298,13 @@ __device__ __forceinline__ void row_dot(int type, const uint8_t* wrow, int n_in,
     case T_Q5_K: dot_generic<T_Q5_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
     default: break;
   }
+}
+
+template <int NB>
+__device__ __forceinline__ void row_dot_q8(int type, const uint8_t* wrow, int n_in, const XQ& xs, int nb, int lane,
+                                           float* acc) {
+  if (type == T_Q4_K) dot_q4k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
+  else dot_q6k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
 }
 
 __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r) {
@@ -227,8 +327,9 @@ __device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_
   b = x0 * s + x1 * c;
 }
 
-template <int NB, bool STAGED>
+template <int NB, int XM>  // XM: 0 f32 staged, 1 f32 from global, 2 int8 staged (Q4_K/Q6_K only)
 __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
+  constexpr bool STAGED = XM == 0;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float s_inv[NB];
   __shared__ float s_res[kMaxWarps][NB];
@@ -262,47 +363,24 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   pdl_trigger();
   pdl_wait();
 
-  // 2. Activations: staged raw with cp.async (one latency for everything), then RMSNorm statistics (one warp
-  //    per token, fixed order) and x * inv_rms * norm in place.
+  // 2. RMSNorm statistics (one warp per token, fixed order, loads batched), then the activations.
   const int b0 = blockIdx.y * NB;
   const int nb = min(NB, a.nb - b0);
   const float* x = a.x + size_t(b0) * a.ldx;
-  float* xs = reinterpret_cast<float*>(smem + nslots * a.slot_bytes);
-  float* ns = xs + NB * a.xs_stride;  // staged norm weights
-  const int q = a.n_in >> 2;
-  if (STAGED) {
-    for (int idx = tid; idx < nb * q; idx += blockDim.x) {
-      const int b = idx / q, col = (idx - b * q) * 4;
-      cp16(xs + b * a.xs_stride + xi(col), x + size_t(b) * a.ldx + col);
-    }
-    if (a.norm)
-      for (int idx = tid; idx < q; idx += blockDim.x) cp16(ns + xi(idx * 4), a.norm + idx * 4);
-    cp_commit();
-  }
-  cp_wait_all();
-  __syncthreads();
   if (a.norm) {
     for (int b = warp; b < nb; b += R) {
+      const float* xb = x + size_t(b) * a.ldx;
       float s = 0.f;
-      if (STAGED) {
-        const float* xb = xs + b * a.xs_stride;
-        for (int i = lane * 4; i < a.n_in; i += 128) {
-          const float4 v = *reinterpret_cast<const float4*>(xb + xi(i));
-          s = fmaf(v.x, v.x, s); s = fmaf(v.y, v.y, s); s = fmaf(v.z, v.z, s); s = fmaf(v.w, v.w, s);
-        }
-      } else {
-        const float* xb = x + size_t(b) * a.ldx;
-        for (int i0 = lane * 4; i0 < a.n_in; i0 += 128 * 8) {
-          float4 v[8];
+      for (int i0 = lane * 4; i0 < a.n_in; i0 += 128 * 8) {
+        float4 v[8];
 #pragma unroll
-          for (int k = 0; k < 8; ++k)
-            if (i0 + 128 * k < a.n_in) v[k] = __ldg(reinterpret_cast<const float4*>(xb + i0 + 128 * k));
+        for (int k = 0; k < 8; ++k)
+          if (i0 + 128 * k < a.n_in) v[k] = *reinterpret_cast<const float4*>(xb + i0 + 128 * k);
 #pragma unroll
-          for (int k = 0; k < 8; ++k) {
-            if (i0 + 128 * k < a.n_in) {
-              s = fmaf(v[k].x, v[k].x, s); s = fmaf(v[k].y, v[k].y, s);
-              s = fmaf(v[k].z, v[k].z, s); s = fmaf(v[k].w, v[k].w, s);
-            }
+        for (int k = 0; k < 8; ++k) {
+          if (i0 + 128 * k < a.n_in) {
+            s = fmaf(v[k].x, v[k].x, s); s = fmaf(v[k].y, v[k].y, s);
+            s = fmaf(v[k].z, v[k].z, s); s = fmaf(v[k].w, v[k].w, s);
           }
         }
       }
@@ -311,22 +389,79 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       if (lane == 0) s_inv[b] = rsqrtf(s / float(a.n_in) + a.eps);
     }
     __syncthreads();
-    if (STAGED) {
-      for (int idx = tid; idx < nb * q; idx += blockDim.x) {
-        const int b = idx / q, col = (idx - b * q) * 4;
-        float4* p = reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col));
-        const float4 n = *reinterpret_cast<const float4*>(ns + xi(col));
+  }
+  float* xs = reinterpret_cast<float*>(smem + nslots * a.slot_bytes);
+  int8_t* xq = reinterpret_cast<int8_t*>(smem + nslots * a.slot_bytes);
+  float* xqd = reinterpret_cast<float*>(xq + NB * a.n_in);  // [NB][n_in/32]
+  float* xqs = xqd + NB * (a.n_in >> 5);                    // [NB][n_in/16]
+  if (XM == 0) {
+    const int q = a.n_in >> 2;
+#pragma unroll 4
+    for (int idx = tid; idx < nb * q; idx += blockDim.x) {
+      const int b = idx / q, col = (idx - b * q) * 4;
+      float4 v = *reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + col);
+      if (a.norm) {
         const float sc = s_inv[b];
-        float4 v = *p;
+        const float4 n = *reinterpret_cast<const float4*>(a.norm + col);
         v.x = (v.x * sc) * n.x;
         v.y = (v.y * sc) * n.y;
         v.z = (v.z * sc) * n.z;
         v.w = (v.w * sc) * n.w;
-        *p = v;
       }
-      __syncthreads();
+      *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
+    }
+  } else if (XM == 2) {
+    // One thread per (token, 32-element block): scale = amax / 127, round to nearest, sums per 16.
+    const int nblk = a.n_in >> 5;
+    for (int idx = tid; idx < nb * nblk; idx += blockDim.x) {
+      const int b = idx / nblk, j = idx - b * nblk;
+      float v[32];
+      const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const float4 t = src[k];
+        v[4 * k] = t.x; v[4 * k + 1] = t.y; v[4 * k + 2] = t.z; v[4 * k + 3] = t.w;
+      }
+      if (a.norm) {
+        const float sc = s_inv[b];
+        const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float4 n = nsrc[k];
+          v[4 * k] = (v[4 * k] * sc) * n.x;
+          v[4 * k + 1] = (v[4 * k + 1] * sc) * n.y;
+          v[4 * k + 2] = (v[4 * k + 2] * sc) * n.z;
+          v[4 * k + 3] = (v[4 * k + 3] * sc) * n.w;
+        }
+      }
+      float amax = 0.f;
+#pragma unroll
+      for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+      const float d = amax / 127.f;
+      const float id = d > 0.f ? 127.f / amax : 0.f;
+      uint32_t packed[8];
+      int s0 = 0, s1 = 0;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        uint32_t w = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int qv = __float2int_rn(v[4 * k + i] * id);
+          w |= uint32_t(qv & 0xFF) << (8 * i);
+          if (k < 4) s0 += qv; else s1 += qv;
+        }
+        packed[k] = w;
+      }
+      uint4* dst = reinterpret_cast<uint4*>(xq + b * a.n_in + j * 32);
+      dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+      xqd[b * nblk + j] = d;
+      xqs[b * 2 * nblk + 2 * j] = float(s0);
+      xqs[b * 2 * nblk + 2 * j + 1] = float(s1);
     }
   }
+  cp_wait_all();
+  __syncthreads();
 
   // 3. One row per warp.
   const int row = blockIdx.x * R + warp;
@@ -337,13 +472,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   int mi = 0, r = row;
   if (valid) {
     locate(a, row, mi, r);
-    XSrc<STAGED> src;
-    src.p = STAGED ? xs : x;
-    src.stride = STAGED ? a.xs_stride : a.ldx;
-    src.norm = a.norm;
-    src.inv = s_inv;
-    row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
-    if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+    if constexpr (XM == 2) {
+      XQ src{xq, xqd, xqs, a.n_in};
+      row_dot_q8<NB>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
+      if (a.mode == 2) row_dot_q8<NB>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+    } else {
+      XSrc<STAGED> src;
+      src.p = STAGED ? xs : x;
+      src.stride = STAGED ? a.xs_stride : a.ldx;
+      src.norm = a.norm;
+      src.inv = s_inv;
+      row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
+      if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+    }
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
 #pragma unroll
@@ -398,16 +539,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   }
 }
 
-template <int NB, bool S>
+template <int NB, int XM>
 void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
   static bool attr_set = false;
   if (!attr_set) {
-    check(cudaFuncSetAttribute(k_matvec<NB, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem),
+    check(cudaFuncSetAttribute(k_matvec<NB, XM>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem),
           "matvec smem attribute");
     attr_set = true;
   }
   const unsigned gx = unsigned((k.total_rows + R - 1) / R), gy = unsigned((k.nb + NB - 1) / NB);
-  launch_pdl(k_matvec<NB, S>, dim3(gx, gy), dim3(unsigned(R * 32)), smem, s, k);
+  launch_pdl(k_matvec<NB, XM>, dim3(gx, gy), dim3(unsigned(R * 32)), smem, s, k);
 }
 
 }  // namespace
@@ -460,20 +601,35 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   k.vc = static_cast<__half*>(a.d_vcache);
   k.n_ctx = a.n_ctx;
   const int NB = a.nb == 1 ? 1 : 8;
-  const size_t stage = size_t(NB + (a.d_norm ? 1 : 0)) * k.xs_stride * sizeof(float);
-  const bool staged = stage <= size_t(kMaxStage);
+  // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on nb).
+  bool q8 = true;
+  for (int i = 0; i < a.n_mats; ++i) q8 = q8 && (a.m[i].type == GgmlType::Q4_K || a.m[i].type == GgmlType::Q6_K);
+  size_t stage = 0;
+  int xm = 0;
+  if (q8) {
+    xm = 2;
+    stage = size_t(NB) * a.n_in + size_t(NB) * (a.n_in / 32) * 4 + size_t(NB) * (a.n_in / 16) * 4;
+  } else {
+    stage = size_t(NB) * k.xs_stride * sizeof(float);
+    xm = stage <= size_t(kMaxStage) ? 0 : 1;
+    if (xm == 1) stage = 0;
+  }
   const int slots_per_row = a.mode == MvMode::SwiGLU ? 2 : 1;
   int R = kMaxWarps;
   size_t smem = 0;
   for (;; R /= 2) {
-    smem = size_t(R) * slots_per_row * k.slot_bytes + (staged ? stage : 0);
+    smem = size_t(R) * slots_per_row * k.slot_bytes + stage;
     if (smem <= size_t(kMaxSmem)) break;
     if (R == (a.mode == MvMode::QkvRope ? 2 : 1)) throw Error("cuda: matvec: rows too long for shared memory");
   }
   if (NB == 1) {
-    if (staged) launch_mv<1, true>(k, R, smem, s); else launch_mv<1, false>(k, R, smem, s);
+    if (xm == 2) launch_mv<1, 2>(k, R, smem, s);
+    else if (xm == 0) launch_mv<1, 0>(k, R, smem, s);
+    else launch_mv<1, 1>(k, R, smem, s);
   } else {
-    if (staged) launch_mv<8, true>(k, R, smem, s); else launch_mv<8, false>(k, R, smem, s);
+    if (xm == 2) launch_mv<8, 2>(k, R, smem, s);
+    else if (xm == 0) launch_mv<8, 0>(k, R, smem, s);
+    else launch_mv<8, 1>(k, R, smem, s);
   }
 }
 
