@@ -252,3 +252,32 @@ TEST(Backend, RejectsBadBatches) {
   EXPECT_THROW(make_backend(*m, o, "cuda"), Error);
 #endif
 }
+
+TEST(Model, ParamDefaultsAndRequiredKeys) {
+  // Optional keys fall back to llama.cpp's defaults: head_count_kv = head_count, rope.dimension_count =
+  // head size, rope.freq_base = 10000. Read from metadata only (no tensors involved).
+  const std::string p = rewrite("defaults", [](GgufWriter& w) {
+    w.remove("llama.attention.head_count_kv");
+    w.remove("llama.rope.dimension_count");
+    w.remove("llama.rope.freq_base");
+    w.set_u32("llama.attention.head_count", 4);
+  });
+  {
+    auto f = GgufFile::open(p);
+    LlamaParams lp = LlamaParams::from_gguf(*f);
+    EXPECT_EQ(lp.n_head, 4);
+    EXPECT_EQ(lp.n_head_kv, 4);
+    EXPECT_EQ(lp.head_dim_k, 64);
+    EXPECT_EQ(lp.n_rot, 64);
+    EXPECT_DOUBLE_EQ(lp.rope_freq_base, 10000.0);
+  }
+  std::filesystem::remove(p);
+  for (const char* key : {"llama.attention.layer_norm_rms_epsilon", "llama.feed_forward_length",
+                          "llama.context_length", "llama.embedding_length", "tokenizer.ggml.tokens"}) {
+    const std::string q = rewrite("req", [&](GgufWriter& w) { w.remove(key); });
+    std::string e = load_error(q);
+    EXPECT_NE(e.find(key), std::string::npos) << key << ": " << e;
+  }
+  const std::string bad = rewrite("gqa", [](GgufWriter& w) { w.set_u32("llama.attention.head_count_kv", 3); });
+  EXPECT_NE(load_error(bad).find("head_count_kv"), std::string::npos);
+}
