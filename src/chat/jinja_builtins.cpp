@@ -66,7 +66,9 @@ Value do_indent(const Value& v, CallArgs& a) {
   bool first = opt(a, 1, "first", kFalse).truthy();
   bool blank = opt(a, 2, "blank", kFalse).truthy();
   std::string ind = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), ' ');
-  std::string s = v.str() + "\n";
+  if (v.is_undefined()) undefined_error(v);
+  if (!v.is_string()) throw Error("indent filter needs a string, not " + v.type_name());
+  std::string s = v.s + "\n";
   std::vector<std::string> lines = py_splitlines(s, false);
   std::string rv;
   if (blank) {
@@ -176,11 +178,23 @@ Value do_round(const Value& v, CallArgs& a) {
   static const Value kCommon = Value::string("common");
   int64_t prec = opt(a, 0, "precision", kZero).as_int();
   std::string method = opt(a, 1, "method", kCommon).str();
+  if (!v.is_number()) throw Error("round filter needs a number, not " + v.type_name());
+  if (method == "common" && v.is_int_like() && prec >= 0) return Value::integer(v.as_int());  // round(int) is int
   double x = v.as_double();
   double m = std::pow(10.0, static_cast<double>(prec));
   double r;
-  if (method == "common") {
-    r = std::round(x * m) / m;
+  if (method == "common") {  // Python's round(): correctly rounded, ties to even
+    if (prec == 0) {
+      r = std::nearbyint(x);
+    } else if (prec > 0) {
+      if (prec > 300 || !std::isfinite(x)) return Value::number(x);
+      std::vector<char> buf(static_cast<size_t>(prec) + 340);
+      std::snprintf(buf.data(), buf.size(), "%.*f", static_cast<int>(prec), x);
+      r = std::strtod(buf.data(), nullptr);
+    } else {
+      double p10 = std::pow(10.0, static_cast<double>(-prec));
+      r = std::nearbyint(x / p10) * p10;
+    }
   } else if (method == "ceil") {
     r = std::ceil(x * m) / m;
   } else if (method == "floor") {
@@ -359,6 +373,7 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
     std::vector<Value> seen, out;
     for (auto& x : iterate(v)) {
       Value k = sort_key(attr.is_none() ? x : attr_path(x, attr.str()), cs);
+      if ((k.is_list() && !k.list->tuple) || k.is_dict()) throw Error("unhashable type: '" + k.type_name() + "'");
       bool dup = false;
       for (auto& s : seen)
         if (values_equal(s, k)) dup = true;
@@ -487,7 +502,7 @@ bool call_test(Interp& in, const std::string& name, const Value& v, CallArgs& a)
   if (name == "boolean") return v.kind == VK::Bool;
   if (name == "true") return v.kind == VK::Bool && v.b;
   if (name == "false") return v.kind == VK::Bool && !v.b;
-  if (name == "callable") return v.kind == VK::Callable;
+  if (name == "callable") return v.kind == VK::Callable || v.is_undefined();  // jinja2's Undefined has __call__
   if (name == "equalto" || name == "eq" || name == "==") return values_equal(v, arg0());
   if (name == "ne" || name == "!=") return !values_equal(v, arg0());
   if (name == "lt" || name == "lessthan" || name == "<") return value_less(v, arg0());
@@ -502,18 +517,26 @@ bool call_test(Interp& in, const std::string& name, const Value& v, CallArgs& a)
     if (v.is_dict()) return v.dict == o.dict;
     return values_equal(v, o);
   }
-  if (name == "lower" || name == "upper") {
-    if (!v.is_string()) return false;
-    return py_is(v.s, name == "lower" ? "islower" : "isupper");
-  }
+  if (name == "lower" || name == "upper") return py_is(v.str(), name == "lower" ? "islower" : "isupper");
   if (name == "odd" || name == "even" || name == "divisibleby") {
-    if (!v.is_int_like()) throw Error("test '" + name + "' needs an integer");
-    int64_t x = v.as_int();
-    if (name == "odd") return (x % 2) != 0;
-    if (name == "even") return (x % 2) == 0;
-    int64_t d = arg0().as_int();
-    if (d == 0) throw Error("integer division or modulo by zero");
-    return x % d == 0;
+    // Python: value % n, for ints and floats alike.
+    const Value& d = name == "divisibleby" ? arg0() : Value::integer(2);
+    if (!v.is_number() || !d.is_number()) {
+      if (v.is_undefined()) undefined_error(v);
+      throw Error("test '" + name + "' needs a number, not " + v.type_name());
+    }
+    if (d.as_double() == 0) throw Error("integer division or modulo by zero");
+    double m;
+    if (v.kind == VK::Float || d.kind == VK::Float) {
+      m = std::fmod(v.as_double(), d.as_double());
+      if (m != 0 && ((m < 0) != (d.as_double() < 0))) m += d.as_double();
+    } else {
+      int64_t r = v.as_int() % d.as_int();
+      if (r != 0 && ((r < 0) != (d.as_int() < 0))) r += d.as_int();
+      m = static_cast<double>(r);
+    }
+    if (name == "odd") return m == 1;
+    return m == 0;
   }
   if (name == "escaped") return false;
   (void)in;

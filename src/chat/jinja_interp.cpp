@@ -241,6 +241,7 @@ Value Interp::eval_filter(const Expr& e, const ScopePtr& scope, const Value* inp
 }
 
 static Value arith(const std::string& op, const Value& a, const Value& b) {
+  if (op == "%" && a.is_string()) return Value::string(py_percent_format(a.s, b));
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   auto bad = [&]() -> Error {
@@ -323,9 +324,9 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     const Value* cnt = a.is_int_like() ? &a : &b;
     if (cnt->is_int_like()) {
       int64_t n = std::max<int64_t>(0, cnt->as_int());
-      if (static_cast<double>(n) * static_cast<double>(seq->is_string() ? seq->s.size() : seq->list->items.size()) >
-          static_cast<double>(1 << 28))
-        throw Error("result of * is too large");
+      const double unit = seq->is_string() ? static_cast<double>(seq->s.size())
+                          : seq->is_list() ? static_cast<double>(seq->list->items.size()) : 0.0;
+      if (static_cast<double>(n) * unit > static_cast<double>(1 << 28)) throw Error("result of * is too large");
       if (seq->is_string()) {
         std::string r;
         for (int64_t k = 0; k < n; ++k) r += seq->s;
@@ -337,10 +338,6 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
         return Value::new_list(std::move(r), seq->list->tuple);
       }
     }
-  }
-  if (op == "%" && a.is_string()) {
-    Value r = Value::string(py_percent_format(a.s, b));
-    return r;
   }
   throw bad();
 }

@@ -54,6 +54,7 @@ bool value_contains(const Value& c, const Value& item) {
 
 Value slice_value(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
   if (obj.is_undefined()) undefined_error(obj);
+  // jinja2 compiles slices to a plain Python subscript: other types raise.
   if (!obj.is_string() && !obj.is_list()) throw Error("'" + obj.type_name() + "' object is not subscriptable");
   auto as_idx = [](const Value& v) -> int64_t {
     if (!v.is_int_like()) throw Error("slice indices must be integers or None");

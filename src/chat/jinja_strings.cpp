@@ -350,7 +350,9 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
     }
     out += piece;
   }
-  if (!used_map && next < pos.size() && !(is_map && !is_tuple))
+  // Python skips this check for arguments with __getitem__ (lists, dicts, jinja2's Undefined).
+  const bool subscriptable = !is_tuple && (args.is_list() || args.is_dict() || args.is_undefined());
+  if (!used_map && next < pos.size() && !subscriptable)
     throw Error("not all arguments converted during string formatting");
   return out;
 }

@@ -207,7 +207,7 @@ std::string Value::str() const {
 std::string Value::repr() const {
   DepthGuard guard;
   switch (kind) {
-    case Kind::Undefined: return "";
+    case Kind::Undefined: return "Undefined";
     case Kind::None: return "None";
     case Kind::Bool: return b ? "True" : "False";
     case Kind::Int: return std::to_string(i);

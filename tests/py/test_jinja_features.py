@@ -79,7 +79,7 @@ SNIPPETS = [
     "{{ 'abc' | list }} {{ d | list }} {{ 'hello world' | capitalize }} {{ 'hELLO wORLD-foo(bar' | title }} {{ words | unique | list }}",
     "{{ 'a\\nb\\n\\nc' | indent }}|{{ 'a\\nb' | indent(2, true) }}|{{ 'a\\n\\nb' | indent('> ', blank=true) }}|{{ 'x\\ny' | indent(first=true) }}",
     "{{ words | sort | list }} {{ words | sort(reverse=true) | list }} {{ words | sort(case_sensitive=true) | list }} {{ nested | sort(attribute='name', reverse=true) | map(attribute='name') | join }}",
-    "{{ -3 | abs }} {{ -2.5 | abs }} {{ 2.567 | round }} {{ 2.567 | round(2) }} {{ 2.5 | round(0, 'floor') }} {{ 'one two, three' | wordcount }}",
+    "{{ -3 | abs }} {{ -2.5 | abs }} {{ 2.567 | round }} {{ 2.567 | round(2) }} {{ 2.5 | round }} {{ 3.5 | round }} {{ 2.675 | round(2) }} {{ -0.5 | round }} {{ 7 | round }} {{ 1234.5 | round(-2) }} {{ 2.5 | round(0, 'floor') }} {{ 'one two, three' | wordcount }}",
     "{{ nums | reverse | list }} {{ 'abc' | reverse }} {{ '<a & \"b\">' | e }} {{ '<b>' | safe }} {{ ('<x>' | safe) + '<y>' }} {{ ('<x>' | safe) ~ '<y>' }}",
     "{{ d | tojson }} {{ messages[2] | tojson }} {{ 'é\"\\n\\t\\u0001' | tojson }} {{ floats | tojson }} {{ [none, true, false] | tojson }}",
     "{{ d | tojson(indent=2) }}|{{ empty | tojson(indent=2) }}|{{ {} | tojson(indent=4) }}|{{ d | tojson(sort_keys=true) }}|{{ d | tojson(separators=(',', ':')) }}",
@@ -96,6 +96,9 @@ SNIPPETS = [
     "{{ '%s|%5s|%-5s|%.2s|%r' % ('a', 'b', 'c', 'def', 'q') }} {{ '%d %i %05d %+d %x %X %o' % (3.9, -2, 42, 7, 255, 255, 8) }}",
     "{{ '%.3f %e %g %10.2f %%' % (3.14159, 12345.678, 0.0001, 2.5) }} {{ '%(a)s-%(b)d' % {'a': 'x', 'b': 2} }} {{ '%s' % nums }}",
     "{{ '%s and %s' | format('x', 1) }} {{ '%(k)s' | format(k='v') }} {{ 'no args' % () }} {{ '%c%c' % (72, 'i') }}",
+    "{{ 2.0 is even }} {{ 3.0 is odd }} {{ -3 is odd }} {{ 7.5 is divisibleby 2.5 }} {{ d is lower }} {{ nums is upper }} {{ x is callable }}",
+    "{{ [x, none] }} {{ nested | map(attribute='v') | list }} {{ 'plain' % nums }} {{ 'plain' % d }} {{ '%s' % x }}|{{ 'p' % x }}",
+    "{{ (d.c * 0) if false else 'ok' }} {{ nums * 2 }} {{ 2 * 'ab' }} {{ true * 3 }}",
     # list/dict methods
     "{% set l = [1] %}{% set _ = l.append(2) %}{{ l }}{% set _ = l.extend([3, 4]) %}{{ l }} {{ l.pop() }} {{ l }} {{ l.pop(0) }} {{ l }} {{ l.index(3) }}",
     "{% set m = {'a': 1} %}{% set _ = m.update({'b': 2}) %}{{ m }} {{ m.pop('a') }} {{ m }} {{ m.setdefault('c', 3) }} {{ m }}",
@@ -162,6 +165,10 @@ ERRORS = [
     "{{ '%s %s' % ('one',) }}",
     "{{ '%s' % ('a', 'b') }}",
     "{{ '%d' % 'x' }}",
+    "{{ d * 2 }}",
+    "{{ nums[1:] | indent }}",
+    "{{ messages | unique | list }}",
+    "{% set n = 5 %}{{ n[1:] }}",
     "{% endfor %}",
 ]
 
