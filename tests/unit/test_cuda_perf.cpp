@@ -97,6 +97,16 @@ TEST(CudaPerf, DecodeKernelsTinyLlamaShapes) {
     MINNOW_CUDA_CHECK(cudaMemcpy(*p, hx.data(), sizeof(float) * 8 * F, cudaMemcpyHostToDevice));
   }
   MINNOW_CUDA_CHECK(cudaMalloc(&logits, sizeof(float) * 8 * NV));
+  // QKV runs as in decode: RoPE + f16 KV-cache write fused (positions 0..7 of slot 0, 16-position cache).
+  int32_t* pos_seq;
+  void *kc0, *vc0;
+  {
+    int32_t hp[16] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0};
+    MINNOW_CUDA_CHECK(cudaMalloc(&pos_seq, sizeof(hp)));
+    MINNOW_CUDA_CHECK(cudaMemcpy(pos_seq, hp, sizeof(hp), cudaMemcpyHostToDevice));
+    MINNOW_CUDA_CHECK(cudaMalloc(&kc0, size_t(16) * KV * 2));
+    MINNOW_CUDA_CHECK(cudaMalloc(&vc0, size_t(16) * KV * 2));
+  }
   int c = 0;
   for (int nb : {1, 8}) {
     auto qkv = [&] {
@@ -105,6 +115,8 @@ TEST(CudaPerf, DecodeKernelsTinyLlamaShapes) {
       a.m[1] = {wk[c], GgmlType::Q4_K, KV, k, KV};
       a.m[2] = {wv[c], GgmlType::Q6_K, KV, v, KV};
       a.n_mats = 3; a.n_in = E; a.d_x = x; a.ldx = E; a.nb = nb; a.d_norm = norm;
+      a.mode = cuda::MvMode::QkvRope; a.d_pos = pos_seq; a.d_seq = pos_seq + 8; a.head_dim = 64; a.n_rot = 64;
+      a.d_kcache = kc0; a.d_vcache = vc0; a.n_ctx = 16;
       cuda::matvec(a, nullptr);
       c = (c + 1) % copies;
     };
@@ -140,7 +152,7 @@ TEST(CudaPerf, DecodeKernelsTinyLlamaShapes) {
     const double bo = double(E) * E * 144 / 256, bg = 2.0 * E * F * 144 / 256, bd = double(F) * E * 210 / 256;
     const double bout = double(E) * NV * 210 / 256;
     struct Row { const char* name; double us, bytes; } rows[] = {
-        {"qkv (norm, Q4_K+Q4_K+Q6_K)", time_us(qkv), bq},
+        {"qkv+rope+kv (norm, Q4_K,Q4_K,Q6_K)", time_us(qkv), bq},
         {"attn_output (Q4_K, +=)", time_us(o), bo},
         {"gate+up (norm, Q4_K, SwiGLU)", time_us(gu), bg},
         {"down (Q6_K, +=)", time_us(down), bd},

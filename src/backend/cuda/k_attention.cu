@@ -1,5 +1,5 @@
-// Attention of each token over its sequence's F16 KV cache, split into chunks of 128 positions
-// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 8], token): it stages the chunk's
+// Attention of each token over its sequence's F16 KV cache, split into chunks of 64 positions
+// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 4], token): it stages the chunk's
 // K and V rows in shared memory (16-byte loads, all in flight at once), computes the scores of its query
 // heads, their softmax statistics and the unnormalised weighted sum of V, and writes them to scratch. The last
 // block of a (token, kv head) to finish (atomic counter) merges the chunks in a fixed order, so results do
@@ -17,9 +17,9 @@
 namespace minnow::cuda {
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kChunk = 128;  // positions per block
-constexpr int kMaxG = 8;     // query heads per block
+constexpr int kChunk = 64;  // positions per block
+constexpr int kMaxG = 4;    // query heads per block
+__host__ __device__ constexpr int threads_for(int D) { return D >= 256 ? 128 : 64; }
 
 __device__ __forceinline__ void cp16(void* dst, const void* src) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
@@ -36,7 +36,8 @@ constexpr size_t smem_bytes() {
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g_blocks) {
+__global__ void __launch_bounds__(threads_for(D)) k_attn(AttnArgs a, int splits, int g_blocks) {
+  constexpr int kThreads = threads_for(D);
   extern __shared__ __align__(16) float smem[];
   float* q_s = smem;                                             // [kMaxG][D]
   float* sc = q_s + kMaxG * D;                                   // [kMaxG][kChunk]
@@ -115,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) k_attn(AttnArgs a, int splits, int g
 
   // Softmax statistics: warp w handles heads w, w+4.
   const int warp = tid >> 5, lane = tid & 31;
-  for (int g = warp; g < ng; g += kThreads / 32) {
+  for (int g = warp; g < ng; g += kThreads / 32) {  // kThreads / 32 warps
     float m = -INFINITY;
     for (int p = lane; p < cnt; p += 32) m = fmaxf(m, sc[g * kChunk + p]);
 #pragma unroll
@@ -241,7 +242,7 @@ void launch(const AttnArgs& a, cudaStream_t s) {
   const int G = a.n_head / a.n_head_kv;
   const int g_blocks = (G + kMaxG - 1) / kMaxG;
   dim3 grid(unsigned(splits), unsigned(a.n_head_kv * g_blocks), unsigned(a.n));
-  launch_pdl(k_attn<D>, grid, dim3(kThreads), smem_bytes<D>(), s, a, splits, g_blocks);
+  launch_pdl(k_attn<D>, grid, dim3(threads_for(D)), smem_bytes<D>(), s, a, splits, g_blocks);
 }
 
 }  // namespace

@@ -43,6 +43,7 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
+  int rw;          // rows per warp (block rows = R * rw)
   int slot_bytes;  // shared-memory bytes per weight row
   int xs_stride;   // floats per staged token row
   const int32_t* pos;
@@ -332,21 +333,21 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   constexpr bool STAGED = XM == 0;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float s_inv[NB];
-  __shared__ float s_res[kMaxWarps][NB];
   const int R = int(blockDim.x >> 5);
+  const int RB = R * a.rw;  // rows per block
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int nslots = a.mode == 2 ? 2 * R : R;
+  const int nslots = a.mode == 2 ? 2 * RB : RB;
 
   // 1. Weight rows -> shared memory (independent of the previous kernel).
   {
     const int cps = a.slot_bytes >> 4;
     for (int idx = tid; idx < nslots * cps; idx += blockDim.x) {
       const int s = idx / cps, c = idx - (idx / cps) * cps;
-      const int row = blockIdx.x * R + (s % R);
+      const int row = blockIdx.x * RB + (s % RB);
       if (row >= a.total_rows) continue;
       int mi, r;
       locate(a, row, mi, r);
-      if (a.mode == 2) mi = s / R;
+      if (a.mode == 2) mi = s / RB;
       const KMat& m = a.m[mi];
       if (c * 16 >= m.row_bytes) continue;
       const uint8_t* src = m.w + size_t(r) * m.row_bytes + c * 16;
@@ -362,6 +363,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   }
   pdl_trigger();
   pdl_wait();
+  // Residual prefetch (Add mode, one row per warp): lane b holds y[b][row] for token b.
+  float ypre = 0.f;
+  if (a.mode == 1 && a.rw == 1) {
+    const int row = blockIdx.x * RB + warp;
+    if (row < a.total_rows && lane < min(NB, a.nb - int(blockIdx.y) * NB)) {
+      int mi, r;
+      locate(a, row, mi, r);
+      ypre = a.m[mi].y[size_t(blockIdx.y * NB + lane) * a.m[mi].ldy + r];
+    }
+  }
 
   // 2. RMSNorm statistics (one warp per token, fixed order, loads batched), then the activations.
   const int b0 = blockIdx.y * NB;
@@ -411,79 +422,87 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
     }
   } else if (XM == 2) {
-    // One thread per (token, 32-element block): scale = amax / 127, round to nearest, sums per 16.
+    // Four lanes per (token, 32-element block), 8 elements each: scale = amax / 127, round to nearest even,
+    // integer sums per 16. The whole warp iterates together (shuffles need every lane).
     const int nblk = a.n_in >> 5;
-    for (int idx = tid; idx < nb * nblk; idx += blockDim.x) {
-      const int b = idx / nblk, j = idx - b * nblk;
-      float v[32];
-      const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32);
+    const int total = nb * nblk * 4;
+    for (int base = warp * 32; base < total; base += int(blockDim.x)) {
+      const int idx = base + lane;
+      const bool act = idx < total;
+      const int part = idx & 3, bj = idx >> 2;
+      const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+      float v[8];
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const float4 t = src[k];
-        v[4 * k] = t.x; v[4 * k + 1] = t.y; v[4 * k + 2] = t.z; v[4 * k + 3] = t.w;
-      }
-      if (a.norm) {
-        const float sc = s_inv[b];
-        const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32);
+      for (int i = 0; i < 8; ++i) v[i] = 0.f;
+      if (act) {
+        const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
+        const float4 t0 = src[0], t1 = src[1];
+        v[0] = t0.x; v[1] = t0.y; v[2] = t0.z; v[3] = t0.w; v[4] = t1.x; v[5] = t1.y; v[6] = t1.z; v[7] = t1.w;
+        if (a.norm) {
+          const float sc = s_inv[b];
+          const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32 + part * 8);
+          const float4 n0 = nsrc[0], n1 = nsrc[1];
+          const float nn[8] = {n0.x, n0.y, n0.z, n0.w, n1.x, n1.y, n1.z, n1.w};
 #pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          const float4 n = nsrc[k];
-          v[4 * k] = (v[4 * k] * sc) * n.x;
-          v[4 * k + 1] = (v[4 * k + 1] * sc) * n.y;
-          v[4 * k + 2] = (v[4 * k + 2] * sc) * n.z;
-          v[4 * k + 3] = (v[4 * k + 3] * sc) * n.w;
+          for (int i = 0; i < 8; ++i) v[i] = (v[i] * sc) * nn[i];
         }
       }
       float amax = 0.f;
 #pragma unroll
-      for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+      for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
       const float d = amax / 127.f;
       const float id = d > 0.f ? 127.f / amax : 0.f;
-      uint32_t packed[8];
-      int s0 = 0, s1 = 0;
+      uint32_t w0 = 0, w1 = 0;
+      int sum = 0;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        uint32_t w = 0;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int qv = __float2int_rn(v[4 * k + i] * id);
-          w |= uint32_t(qv & 0xFF) << (8 * i);
-          if (k < 4) s0 += qv; else s1 += qv;
-        }
-        packed[k] = w;
+      for (int i = 0; i < 8; ++i) {
+        const int qv = __float2int_rn(v[i] * id);
+        sum += qv;
+        if (i < 4) w0 |= uint32_t(qv & 0xFF) << (8 * i);
+        else w1 |= uint32_t(qv & 0xFF) << (8 * (i - 4));
       }
-      uint4* dst = reinterpret_cast<uint4*>(xq + b * a.n_in + j * 32);
-      dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-      dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
-      xqd[b * nblk + j] = d;
-      xqs[b * 2 * nblk + 2 * j] = float(s0);
-      xqs[b * 2 * nblk + 2 * j + 1] = float(s1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      if (act) {
+        *reinterpret_cast<uint2*>(xq + b * a.n_in + j * 32 + part * 8) = make_uint2(w0, w1);
+        if (part == 0) {
+          xqd[b * nblk + j] = d;
+          xqs[b * 2 * nblk + 2 * j] = float(sum);
+        } else if (part == 2) {
+          xqs[b * 2 * nblk + 2 * j + 1] = float(sum);
+        }
+      }
     }
   }
   cp_wait_all();
   __syncthreads();
 
-  // 3. One row per warp.
-  const int row = blockIdx.x * R + warp;
-  const bool valid = row < a.total_rows;
-  float acc[NB], acc2[NB];
+  // 3. rw rows per warp, each reduced by the whole warp; 4. epilogue.
+  float prev[NB];  // QkvRope: the even row of the pair
 #pragma unroll
-  for (int b = 0; b < NB; ++b) acc[b] = acc2[b] = 0.f;
-  int mi = 0, r = row;
-  if (valid) {
+  for (int b = 0; b < NB; ++b) prev[b] = 0.f;
+  for (int k = 0; k < a.rw; ++k) {
+    const int slot = warp * a.rw + k;
+    const int row = blockIdx.x * RB + slot;
+    if (row >= a.total_rows) break;
+    float acc[NB], acc2[NB];
+#pragma unroll
+    for (int b = 0; b < NB; ++b) acc[b] = acc2[b] = 0.f;
+    int mi = 0, r = row;
     locate(a, row, mi, r);
     if constexpr (XM == 2) {
       XQ src{xq, xqd, xqs, a.n_in};
-      row_dot_q8<NB>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
-      if (a.mode == 2) row_dot_q8<NB>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+      row_dot_q8<NB>(a.m[a.mode == 2 ? 0 : mi].type, smem + slot * a.slot_bytes, a.n_in, src, nb, lane, acc);
+      if (a.mode == 2) row_dot_q8<NB>(a.m[1].type, smem + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
     } else {
       XSrc<STAGED> src;
       src.p = STAGED ? xs : x;
       src.stride = STAGED ? a.xs_stride : a.ldx;
       src.norm = a.norm;
       src.inv = s_inv;
-      row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, smem + warp * a.slot_bytes, a.n_in, src, nb, lane, acc);
-      if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, smem + (R + warp) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+      row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, smem + slot * a.slot_bytes, a.n_in, src, nb, lane, acc);
+      if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, smem + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
     }
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
@@ -493,46 +512,48 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
         if (a.mode == 2) acc2[b] += __shfl_xor_sync(0xffffffffu, acc2[b], o);
       }
     }
-  }
-
-  // 4. Epilogue.
-  if (a.mode == 3) {
-    if (valid && lane == 0) {
+    if (a.mode == 3) {
+      if ((k & 1) == 0) {
 #pragma unroll
-      for (int b = 0; b < NB; ++b) s_res[warp][b] = acc[b];
-    }
-    __syncthreads();
-    if (valid && (warp & 1) == 0 && lane < nb) {
-      const int b = lane, t = b0 + b;
-      float v0 = s_res[warp][b], v1 = s_res[warp + 1][b];
-      const int pos = a.pos[t];
-      if (mi < 2) {
-        const int i = (r % a.head_dim) >> 1;
-        if (2 * i < a.n_rot) rope2(v0, v1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+        for (int b = 0; b < NB; ++b) prev[b] = acc[b];
+        continue;
       }
-      if (mi == 0) {
-        float* y = a.m[0].y + size_t(t) * a.m[0].ldy + r;
-        y[0] = v0;
-        y[1] = v1;
-      } else {
-        __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(a.seq[t]) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r;
-        c[0] = __float2half_rn(v0);
-        c[1] = __float2half_rn(v1);
-      }
-    }
-  } else if (valid) {
-    const KMat& m = a.m[a.mode == 2 ? 0 : mi];
+      // rows (r - 1, r): lane b handles token b
 #pragma unroll
-    for (int b = 0; b < NB; ++b) {
-      if (b < nb && lane == b) {
-        float* y = m.y + size_t(b0 + b) * m.ldy + r;
-        const float v = acc[b];
-        if (a.mode == 0) {
-          *y = v;
-        } else if (a.mode == 1) {
-          *y += v;
-        } else {
-          *y = v / (1.f + __expf(-v)) * acc2[b];
+      for (int b = 0; b < NB; ++b) {
+        if (b < nb && lane == b) {
+          const int t = b0 + b, r0 = r - 1;
+          float v0 = prev[b], v1 = acc[b];
+          const int pos = a.pos[t];
+          if (mi < 2) {
+            const int i = (r0 % a.head_dim) >> 1;
+            if (2 * i < a.n_rot) rope2(v0, v1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+          }
+          if (mi == 0) {
+            float* y = a.m[0].y + size_t(t) * a.m[0].ldy + r0;
+            y[0] = v0;
+            y[1] = v1;
+          } else {
+            __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(a.seq[t]) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
+            c[0] = __float2half_rn(v0);
+            c[1] = __float2half_rn(v1);
+          }
+        }
+      }
+    } else {
+      const KMat& m = a.m[a.mode == 2 ? 0 : mi];
+#pragma unroll
+      for (int b = 0; b < NB; ++b) {
+        if (b < nb && lane == b) {
+          float* y = m.y + size_t(b0 + b) * m.ldy + r;
+          const float v = acc[b];
+          if (a.mode == 0) {
+            *y = v;
+          } else if (a.mode == 1) {
+            *y = (a.rw == 1 ? ypre : *y) + v;
+          } else {
+            *y = v / (1.f + __expf(-v)) * acc2[b];
+          }
         }
       }
     }
@@ -547,7 +568,8 @@ void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
           "matvec smem attribute");
     attr_set = true;
   }
-  const unsigned gx = unsigned((k.total_rows + R - 1) / R), gy = unsigned((k.nb + NB - 1) / NB);
+  const int rb = R * k.rw;
+  const unsigned gx = unsigned((k.total_rows + rb - 1) / rb), gy = unsigned((k.nb + NB - 1) / NB);
   launch_pdl(k_matvec<NB, XM>, dim3(gx, gy), dim3(unsigned(R * 32)), smem, s, k);
 }
 
@@ -615,13 +637,20 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
     if (xm == 1) stage = 0;
   }
   const int slots_per_row = a.mode == MvMode::SwiGLU ? 2 : 1;
+  // Rows per warp: enough blocks to fill the card, few enough to be resident in one wave; RoPE pairs need 2.
+  // (A function of the matrix shapes only, so the arithmetic never depends on nb.)
+  int rw = k.total_rows <= 3200 ? 1 : k.total_rows <= 12800 ? 2 : 4;
+  if (a.mode == MvMode::QkvRope) rw = 2;
   int R = kMaxWarps;
   size_t smem = 0;
-  for (;; R /= 2) {
-    smem = size_t(R) * slots_per_row * k.slot_bytes + stage;
+  for (;;) {
+    smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
     if (smem <= size_t(kMaxSmem)) break;
-    if (R == (a.mode == MvMode::QkvRope ? 2 : 1)) throw Error("cuda: matvec: rows too long for shared memory");
+    if (rw > (a.mode == MvMode::QkvRope ? 2 : 1)) rw /= 2;
+    else if (R > 1) R /= 2;
+    else throw Error("cuda: matvec: rows too long for shared memory");
   }
+  k.rw = rw;
   if (NB == 1) {
     if (xm == 2) launch_mv<1, 2>(k, R, smem, s);
     else if (xm == 0) launch_mv<1, 0>(k, R, smem, s);
