@@ -357,6 +357,7 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
     return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
   }
   if (name == "string") return Value::string(v.str());
+  if ((name == "int" || name == "float") && v.is_undefined()) undefined_error(v);  // int(Undefined) raises
   if (name == "int") {
     static const Value kZero = Value::integer(0);
     return to_int(v, opt(a, 0, "default", kZero));

@@ -46,6 +46,7 @@ bool value_contains(const Value& c, const Value& item) {
         if (values_equal(x, item)) return true;
       return false;
     case VK::Dict:
+      if ((item.is_list() && !item.list->tuple) || item.is_dict()) throw Error("unhashable type: '" + item.type_name() + "'");
       return c.dict->find(item) != nullptr;
     default:
       throw Error("argument of type '" + c.type_name() + "' is not iterable");
