@@ -48,6 +48,64 @@ bool sse(httplib::DataSink& sink, const json& j) {
   return sink.write(s.data(), s.size());
 }
 
+struct StreamState {
+  bool first = true;
+  Clock::time_point last_write = Clock::now();
+};
+
+// One call of a streaming response's content provider: waits briefly for the job's next events and writes
+// them as SSE. Returns false to end the stream (client gone); calls sink.done() after [DONE].
+bool stream_step(GenerationJob& job, const ResponseBuilder& rb, StreamState& st, bool with_lp, bool include_usage,
+                 bool chat, httplib::DataSink& sink) {
+  if (st.first && chat) {
+    st.first = false;
+    st.last_write = Clock::now();
+    if (!sse(sink, rb.chunk("", {}, false, nullptr, true, include_usage))) {
+      job.cancel();
+      return false;
+    }
+  }
+  st.first = false;
+  auto ev = job.wait(std::chrono::milliseconds(250));
+  if (!ev) {
+    // Nothing new: see whether the client is still there (a comment line is ignored by SSE clients).
+    if (!sink.is_writable()) {
+      job.cancel();
+      return false;
+    }
+    if (Clock::now() - st.last_write > std::chrono::seconds(2)) {
+      static const char ping[] = ": ping\n\n";
+      st.last_write = Clock::now();
+      if (!sink.write(ping, sizeof ping - 1)) {
+        job.cancel();
+        return false;
+      }
+    }
+    return true;
+  }
+  bool ok = true;
+  if (!ev->text.empty() || (!ev->tokens.empty() && with_lp)) {
+    ok = sse(sink, rb.chunk(ev->text, ev->tokens, with_lp, nullptr, false, include_usage));
+    st.last_write = Clock::now();
+  }
+  if (ok && ev->finished) {
+    if (ev->reason == FinishReason::Error || ev->reason == FinishReason::Cancelled) {
+      ApiError e = ev->reason == FinishReason::Error
+                       ? ApiError(500, "generation failed: " + ev->error, "server_error")
+                       : ApiError(503, "the request was cancelled", "unavailable_error", "", "cancelled");
+      ok = sse(sink, error_body(e));
+    } else {
+      ok = sse(sink, rb.chunk("", {}, false, finish_reason_name(ev->reason), false, include_usage));
+      if (ok && include_usage) ok = sse(sink, rb.usage_chunk(job.n_prompt(), job.n_generated()));
+    }
+    static const char done[] = "data: [DONE]\n\n";
+    if (ok) ok = sink.write(done, sizeof done - 1);
+    if (ok) sink.done();
+  }
+  if (!ok) job.cancel();
+  return ok;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -243,63 +301,19 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
           return;
         }
         // Streaming: Server-Sent Events, one chunk per batch of new text, then [DONE].
-        struct State {
-          bool first = true;
-          Clock::time_point last_write = Clock::now();
-        };
-        auto st = std::make_shared<State>();
+        auto st = std::make_shared<StreamState>();
         bool include_usage = pr.include_usage;
         res.set_header("Cache-Control", "no-cache");
         res.set_chunked_content_provider(
             "text/event-stream",
             [job, rb, st, with_lp, include_usage, chat](size_t, httplib::DataSink& sink) -> bool {
-              if (st->first && chat) {
-                st->first = false;
-                st->last_write = Clock::now();
-                if (!sse(sink, rb->chunk("", {}, false, nullptr, true, include_usage))) {
-                  job->cancel();
-                  return false;
-                }
+              // Nothing may escape into httplib's writer: any failure ends this stream and frees the slot.
+              try {
+                return stream_step(*job, *rb, *st, with_lp, include_usage, chat, sink);
+              } catch (...) {
+                job->cancel();
+                return false;
               }
-              st->first = false;
-              auto ev = job->wait(std::chrono::milliseconds(250));
-              if (!ev) {
-                // Nothing new: see whether the client is still there (a comment line is ignored by SSE clients).
-                if (!sink.is_writable()) {
-                  job->cancel();
-                  return false;
-                }
-                if (Clock::now() - st->last_write > std::chrono::seconds(2)) {
-                  static const char ping[] = ": ping\n\n";
-                  st->last_write = Clock::now();
-                  if (!sink.write(ping, sizeof ping - 1)) {
-                    job->cancel();
-                    return false;
-                  }
-                }
-                return true;
-              }
-              bool ok = true;
-              if (!ev->text.empty() || (!ev->tokens.empty() && with_lp)) {
-                ok = sse(sink, rb->chunk(ev->text, ev->tokens, with_lp, nullptr, false, include_usage));
-                st->last_write = Clock::now();
-              }
-              if (ok && ev->finished) {
-                if (ev->reason == FinishReason::Error || ev->reason == FinishReason::Cancelled) {
-                  ApiError e = ev->reason == FinishReason::Error
-                                   ? ApiError(500, "generation failed: " + ev->error, "server_error")
-                                   : ApiError(503, "the request was cancelled", "unavailable_error", "", "cancelled");
-                  ok = sse(sink, error_body(e));
-                } else {
-                  ok = sse(sink, rb->chunk("", {}, false, finish_reason_name(ev->reason), false, include_usage));
-                  if (ok && include_usage) ok = sse(sink, rb->usage_chunk(job->n_prompt(), job->n_generated()));
-                }
-                static const char done[] = "data: [DONE]\n\n";
-                if (ok) ok = sink.write(done, sizeof done - 1);
-                if (ok) sink.done();
-              }
-              if (!ok) job->cancel();
-              return ok;
             },
             [job](bool) { job->cancel(); });  // no-op once finished; frees the slot if the client left
       } catch (...) {
