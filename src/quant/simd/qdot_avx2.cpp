@@ -1,4 +1,5 @@
 // AVX2 + FMA + F16C kernels (selected at run time; compiled for those features whatever the build flags).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 

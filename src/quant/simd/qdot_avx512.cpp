@@ -1,5 +1,6 @@
 // AVX-512 (F/BW/VL/DQ) + VNNI kernels (selected at run time; compiled for those features whatever the
 // build flags).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
