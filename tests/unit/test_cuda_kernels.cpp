@@ -501,6 +501,10 @@ TEST(CudaKernels, MatvecQkvRopeMatchesSeparateOps) {
   auto x = randn(size_t(nb) * n_in), norm = randn(n_in);
   std::vector<int32_t> pos = {0, 49, 17}, seq = {1, 0, 1};
   auto dx = upload(x), dn = upload(norm), dp = upload(pos), ds = upload(seq);
+  std::vector<float> table(size_t(n_ctx) * n_rot);
+  cuda::rope_table(n_ctx, n_rot, 500.0, 1.0, table.data());
+  auto dtable = upload(table);
+  for (bool use_table : {false, true}) {
   Dev q(sizeof(float) * nb * H * D), kc(2 * size_t(2) * n_ctx * HKV * D), vc(2 * size_t(2) * n_ctx * HKV * D);
   q.poison(); kc.poison(); vc.poison();
   cuda::MatvecArgs a;
@@ -511,6 +515,7 @@ TEST(CudaKernels, MatvecQkvRopeMatchesSeparateOps) {
   a.eps = 1e-5f; a.mode = cuda::MvMode::QkvRope; a.d_pos = dp->as<int32_t>(); a.d_seq = ds->as<int32_t>();
   a.head_dim = D; a.n_rot = n_rot; a.freq_base = 500.f; a.freq_scale = 1.f; a.d_kcache = kc.p; a.d_vcache = vc.p;
   a.n_ctx = n_ctx;
+  a.d_rope = use_table ? dtable->as<float>() : nullptr;
   cuda::matvec(a, nullptr);
   MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> gq(size_t(nb) * H * D);
@@ -533,6 +538,7 @@ TEST(CudaKernels, MatvecQkvRopeMatchesSeparateOps) {
       ASSERT_NEAR(fp16_to_fp32(hk[base + i]), want_k[i], 2e-3 * std::fabs(want_k[i]) + 5 * (mk[b * HKV * D + i] + 1e-5));
       ASSERT_NEAR(fp16_to_fp32(hv[base + i]), rv[b * HKV * D + i], 2e-3 * std::fabs(rv[b * HKV * D + i]) + 5 * (mv[b * HKV * D + i] + 1e-5));
     }
+  }
   }
 }
 

@@ -241,6 +241,14 @@ class CudaBackend final : public Backend {
     const size_t kv_elems = size_t(p_.n_layer) * size_t(n_seq_) * size_t(n_ctx_) * K;
     d_kcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
     d_vcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
+    // RoPE angles for every position, computed once in double precision (the QKV epilogue reads them).
+    const size_t rope_floats = size_t(n_ctx_) * size_t(p_.n_rot / 2) * 2;
+    if (rope_floats * sizeof(float) <= (size_t(64) << 20)) {
+      std::vector<float> table(rope_floats);
+      cuda::rope_table(n_ctx_, int(p_.n_rot), p_.rope_freq_base, p_.rope_freq_scale, table.data());
+      d_rope_ = static_cast<float*>(keep(dalloc<float>(rope_floats, scratch_bytes_)));
+      check(cudaMemcpy(d_rope_, table.data(), rope_floats * sizeof(float), cudaMemcpyHostToDevice), "upload rope");
+    }
     check(cudaMallocHost(reinterpret_cast<void**>(&h_in_), sizeof(int32_t) * 4 * U), "cudaMallocHost");
     std::memset(h_in_, 0, sizeof(int32_t) * 4 * U);
     check(cudaMallocHost(reinterpret_cast<void**>(&h_logits_), sizeof(float) * U * NV), "cudaMallocHost");
@@ -352,6 +360,7 @@ class CudaBackend final : public Backend {
       a.d_kcache = kcache(int(l));
       a.d_vcache = vcache(int(l));
       a.n_ctx = n_ctx_;
+      a.d_rope = d_rope_;
       cuda::matvec(a, stream_);
       attend(int(l), 0, nt);
       cuda::MatvecArgs o;
@@ -496,7 +505,8 @@ class CudaBackend final : public Backend {
   void* d_h16_ = nullptr;      // f16 [kUbatch][max width]
   void* d_wdeq_ = nullptr;     // f16 [wdeq_elems_]
   float* d_attn_scratch_ = nullptr;
-  int* d_attn_counters_ = nullptr;  // [kAttnGroup][n_head_kv][groups], kept at zero by the kernel
+  int* d_attn_counters_ = nullptr;
+  float* d_rope_ = nullptr;  // [n_ctx][n_rot/2][cos, sin] or nullptr (then computed in the kernel)  // [kAttnGroup][n_head_kv][groups], kept at zero by the kernel
   void *d_kcache_ = nullptr, *d_vcache_ = nullptr;  // f16 [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
 };
 

@@ -65,7 +65,10 @@ struct MatvecArgs {
   void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][m[1].n_out]
   void* d_vcache = nullptr;
   int n_ctx = 0;
+  const float* d_rope = nullptr;  // optional [n_ctx][n_rot/2][2] = cos, sin of each angle (rope_table)
 };
+// cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);
 // Launched with programmatic dependent launch: the block's weight rows are copied to shared memory
 // (cp.async) before waiting for the previous kernel, so weight fetch overlaps the previous kernel's tail.
 void matvec(const MatvecArgs& a, cudaStream_t s);

@@ -1,5 +1,5 @@
-// Attention of each token over its sequence's F16 KV cache, split into chunks of 64 positions
-// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 4], token): it stages the chunk's
+// Attention of each token over its sequence's F16 KV cache, split into chunks of 128 positions
+// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 8], token): it stages the chunk's
 // K and V rows in shared memory (16-byte loads, all in flight at once), computes the scores of its query
 // heads, their softmax statistics and the unnormalised weighted sum of V, and writes them to scratch. The last
 // block of a (token, kv head) to finish (atomic counter) merges the chunks in a fixed order, so results do
@@ -17,9 +17,9 @@
 namespace minnow::cuda {
 namespace {
 
-constexpr int kChunk = 64;  // positions per block
-constexpr int kMaxG = 4;    // query heads per block
-__host__ __device__ constexpr int threads_for(int D) { return D >= 256 ? 128 : 64; }
+constexpr int kChunk = 128;  // positions per block
+constexpr int kMaxG = 8;     // query heads per block
+__host__ __device__ constexpr int threads_for(int) { return 128; }
 
 __device__ __forceinline__ void cp16(void* dst, const void* src) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
@@ -193,6 +193,50 @@ __global__ void __launch_bounds__(threads_for(D)) k_attn(AttnArgs a, int splits,
   __syncthreads();
   if (!s_last) return;
   __threadfence();
+  if (nv <= kChunk) {
+    // Per head: chunk weights w_s = exp(m_s - M) / sum_s l_s exp(m_s - M), one warp per head (lane-strided,
+    // fixed order), kept in sc; then every output element sums w_s * o_s with its loads in flight together.
+    for (int g = warp; g < ng; g += kThreads / 32) {
+      const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
+      float mv[kChunk / 32], lv[kChunk / 32];
+      float m = -INFINITY;
+#pragma unroll
+      for (int k = 0; k < kChunk / 32; ++k) {
+        const int s = lane + 32 * k;
+        mv[k] = s < nv ? __ldcg(part + s * part_stride + D) : -INFINITY;
+        lv[k] = s < nv ? __ldcg(part + s * part_stride + D + 1) : 0.f;
+        m = fmaxf(m, mv[k]);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      float den = 0.f;
+#pragma unroll
+      for (int k = 0; k < kChunk / 32; ++k) {
+        mv[k] = lane + 32 * k < nv ? __expf(mv[k] - m) : 0.f;
+        den = fmaf(lv[k], mv[k], den);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) den += __shfl_xor_sync(0xffffffffu, den, o);
+#pragma unroll
+      for (int k = 0; k < kChunk / 32; ++k)
+        if (lane + 32 * k < nv) sc[g * kChunk + lane + 32 * k] = mv[k] / den;
+    }
+    __syncthreads();
+    for (int i = tid; i < ng * D; i += kThreads) {
+      const int g = i / D, d = i % D;
+      const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride + d;
+      float num = 0.f;
+      for (int s0 = 0; s0 < nv; s0 += 16) {
+        float ov[16];
+#pragma unroll
+        for (int k = 0; k < 16; ++k) ov[k] = s0 + k < nv ? __ldcg(part + (s0 + k) * part_stride) : 0.f;
+#pragma unroll
+        for (int k = 0; k < 16; ++k)
+          if (s0 + k < nv) num = fmaf(sc[g * kChunk + s0 + k], ov[k], num);
+      }
+      a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num;
+    }
+  } else {
   for (int i = tid; i < ng * D; i += kThreads) {
     const int g = i / D, d = i % D;
     const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
@@ -226,6 +270,7 @@ __global__ void __launch_bounds__(threads_for(D)) k_attn(AttnArgs a, int splits,
       }
     }
     a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num / den;
+  }
   }
   if (tid == 0) *counter = 0;
 }

@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "backend/cuda/cuda_kernels.h"
@@ -53,6 +54,7 @@ struct KArgs {
   __half* kc;
   __half* vc;
   int n_ctx;
+  const float* rope;  // [n_ctx][n_rot/2][2] or nullptr
 };
 
 __device__ __forceinline__ int xi(int col) { return col + ((col >> 6) << 2); }  // padded staged index
@@ -527,7 +529,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
           const int pos = a.pos[t];
           if (mi < 2) {
             const int i = (r0 % a.head_dim) >> 1;
-            if (2 * i < a.n_rot) rope2(v0, v1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+            if (2 * i < a.n_rot) {
+              if (a.rope) {
+                const float2 cs = *reinterpret_cast<const float2*>(a.rope + (size_t(pos) * (a.n_rot >> 1) + i) * 2);
+                const float x0 = v0, x1 = v1;
+                v0 = x0 * cs.x - x1 * cs.y;
+                v1 = x0 * cs.y + x1 * cs.x;
+              } else {
+                rope2(v0, v1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+              }
+            }
           }
           if (mi == 0) {
             float* y = a.m[0].y + size_t(t) * a.m[0].ldy + r0;
@@ -574,6 +585,15 @@ void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
 }
 
 }  // namespace
+
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out) {
+  for (int p = 0; p < n_ctx; ++p)
+    for (int i = 0; 2 * i < n_rot; ++i) {
+      const double th = double(p) * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      out[(size_t(p) * (n_rot / 2) + i) * 2] = float(std::cos(th));
+      out[(size_t(p) * (n_rot / 2) + i) * 2 + 1] = float(std::sin(th));
+    }
+}
 
 void matvec(const MatvecArgs& a, cudaStream_t s) {
   if (a.nb <= 0) return;
@@ -622,6 +642,7 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   k.kc = static_cast<__half*>(a.d_kcache);
   k.vc = static_cast<__half*>(a.d_vcache);
   k.n_ctx = a.n_ctx;
+  k.rope = a.d_rope;
   const int NB = a.nb == 1 ? 1 : 8;
   // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on nb).
   bool q8 = true;
@@ -640,8 +661,11 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   // Rows per warp: enough blocks to fill the card, few enough to be resident in one wave; RoPE pairs need 2.
   // (A function of the matrix shapes only, so the arithmetic never depends on nb.)
   int rw = k.total_rows <= 3200 ? 1 : k.total_rows <= 12800 ? 2 : 4;
-  if (a.mode == MvMode::QkvRope) rw = 2;
   int R = kMaxWarps;
+  if (a.mode == MvMode::QkvRope) {
+    rw = 2;
+    R = 4;  // pairs in one warp; 8 rows per block so that the small QKV matrices still make enough blocks
+  }
   size_t smem = 0;
   for (;;) {
     smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
