@@ -118,9 +118,10 @@ class Lexer {
     char ctl = '\0';
     if (p < src_.size() && (src_[p] == '-' || src_[p] == '+')) ctl = src_[p++];
     if (src_.compare(p, 2, "%}") != 0) return false;
+    if (ctl == '+') fail("'+%}' is not allowed after raw");  // as jinja2 (its raw tag takes only '-%}')
     count_lines(pos_, p + 2);
     pos_ = p + 2;
-    if (ctl == '-') after_close('-', false);
+    after_close(ctl == '-' ? '-' : '+', false);  // no trim_blocks after {% raw %}
     // Find {%[-+]? endraw [-+]?%}
     size_t search = pos_;
     while (true) {
@@ -143,8 +144,11 @@ class Lexer {
         continue;
       }
       std::string data = src_.substr(pos_, tag - pos_);
-      if (sctl == '-')
+      if (sctl == '-') {
         while (!data.empty() && is_ws(data.back())) data.pop_back();
+      } else if (sctl != '+') {
+        lstrip(data);  // lstrip_blocks applies to {% endraw %} too
+      }
       emit_text(data);
       count_lines(pos_, q + 2);
       pos_ = q + 2;

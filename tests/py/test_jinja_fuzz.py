@@ -68,3 +68,58 @@ def test_random_expressions_match_jinja2(seed, tmp_path):
         elif ref_err is None and r.stdout.decode("utf-8") != want:
             problems.append(f"mismatch: {src} got {r.stdout.decode()!r} want {want!r}")
     assert not problems, "\n".join(problems)
+
+
+WS_TEXTS = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "a", " b ", "\n\n", "x\n  ", "  y", "\t\n\t"]
+
+
+def gen_block(rng, depth=0):
+    """Random nested blocks with random `-`/`+` whitespace control: exercises trim_blocks/lstrip_blocks."""
+    def mod():
+        return rng.choice(["", "", "-", "+"])
+
+    def tag(body, kind="%"):
+        o, c = {"%": ("{%", "%}"), "{": ("{{", "}}"), "#": ("{#", "#}")}[kind]
+        return o + mod() + " " + body + " " + mod() + c
+
+    def text():
+        return "".join(rng.choice(WS_TEXTS) for _ in range(rng.randint(0, 3)))
+
+    out = text()
+    for _ in range(rng.randint(0, 3)):
+        r = rng.random()
+        if r < 0.25 and depth < 3:
+            out += tag("if " + rng.choice(["true", "false", "loop is defined"])) + gen_block(rng, depth + 1)
+            if rng.random() < 0.4:
+                out += tag("else") + gen_block(rng, depth + 1)
+            out += tag("endif")
+        elif r < 0.4 and depth < 3:
+            out += tag("for i in [1, 2]") + gen_block(rng, depth + 1) + tag("endfor")
+        elif r < 0.6:
+            out += tag(rng.choice(["'v'", "i", "1 + 1"]), "{")
+        elif r < 0.7:
+            out += tag("c", "#")
+        elif r < 0.8:
+            out += tag("set z = 1")
+        elif r < 0.85:
+            out += tag("raw") + text() + "{{ r }}" + text() + tag("endraw")
+        out += text()
+    return out
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_random_whitespace_control_matches_jinja2(seed, tmp_path):
+    rng = random.Random(seed)
+    env = make_env()
+    problems = []
+    for _ in range(150):
+        src = gen_block(rng) + ("\n" if rng.random() < 0.3 else "")
+        try:
+            want = env.from_string(src).render(**json.loads(json.dumps(VARS)))
+        except Exception:  # noqa: BLE001
+            want = None
+        r = render_minnow(src, tmp_path)
+        got = r.stdout.decode("utf-8") if r.returncode == 0 else None
+        if got != want:
+            problems.append(f"{src!r}: got {got!r} want {want!r} {r.stderr[:100]!r}")
+    assert not problems, "\n".join(problems)
