@@ -1,5 +1,5 @@
 // Attention of each token over its sequence's F16 KV cache, split into chunks of 128 positions
-// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 8], token): it stages the chunk's
+// (flash-decoding). One block per (chunk, kv head [x query-head group of <= 4], token): it stages the chunk's
 // K and V rows in shared memory (16-byte loads, all in flight at once), computes the scores of its query
 // heads, their softmax statistics and the unnormalised weighted sum of V, and writes them to scratch. The last
 // block of a (token, kv head) to finish (atomic counter) merges the chunks in a fixed order, so results do
@@ -18,7 +18,7 @@ namespace minnow::cuda {
 namespace {
 
 constexpr int kChunk = 128;  // positions per block
-constexpr int kMaxG = 8;     // query heads per block
+constexpr int kMaxG = 4;     // query heads per block
 __host__ __device__ constexpr int threads_for(int) { return 128; }
 
 __device__ __forceinline__ void cp16(void* dst, const void* src) {

@@ -363,6 +363,22 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
     }
     cp_commit();
   }
+  // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
+  int pre_pos = 0, pre_seq = 0;
+  float2 pre_cs = make_float2(1.f, 0.f);
+  if (a.mode == 3) {
+    const int row0 = blockIdx.x * RB + warp * 2;
+    if (row0 < a.total_rows && lane < min(NB, a.nb - int(blockIdx.y) * NB)) {
+      const int t = blockIdx.y * NB + lane;
+      pre_pos = a.pos[t];
+      pre_seq = a.seq[t];
+      int mi, r;
+      locate(a, row0, mi, r);
+      const int i = (r % a.head_dim) >> 1;
+      if (a.rope && mi < 2 && 2 * i < a.n_rot)
+        pre_cs = *reinterpret_cast<const float2*>(a.rope + (size_t(pre_pos) * (a.n_rot >> 1) + i) * 2);
+    }
+  }
   pdl_trigger();
   pdl_wait();
   // Residual prefetch (Add mode, one row per warp): lane b holds y[b][row] for token b.
@@ -380,7 +396,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   const int b0 = blockIdx.y * NB;
   const int nb = min(NB, a.nb - b0);
   const float* x = a.x + size_t(b0) * a.ldx;
-  if (a.norm) {
+  if (XM != 2 && a.norm) {
     for (int b = warp; b < nb; b += R) {
       const float* xb = x + size_t(b) * a.ldx;
       float s = 0.f;
@@ -428,6 +444,33 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
     // integer sums per 16. The whole warp iterates together (shuffles need every lane).
     const int nblk = a.n_in >> 5;
     const int total = nb * nblk * 4;
+    if (a.norm) {
+      // RMSNorm statistics with every thread: sum of squares per 32-block (4 lanes, fixed order) into xqd
+      // (used as scratch), then per token the blocks in order. Independent of nb and of the block size.
+      for (int base = warp * 32; base < total; base += int(blockDim.x)) {
+        const int idx = base + lane;
+        const bool act = idx < total;
+        const int part = idx & 3, bj = idx >> 2;
+        const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+        float ss = 0.f;
+        if (act) {
+          const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
+          const float4 t0 = src[0], t1 = src[1];
+          ss = fmaf(t0.x, t0.x, ss); ss = fmaf(t0.y, t0.y, ss); ss = fmaf(t0.z, t0.z, ss); ss = fmaf(t0.w, t0.w, ss);
+          ss = fmaf(t1.x, t1.x, ss); ss = fmaf(t1.y, t1.y, ss); ss = fmaf(t1.z, t1.z, ss); ss = fmaf(t1.w, t1.w, ss);
+        }
+        ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+        ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+        if (act && part == 0) xqd[b * nblk + j] = ss;
+      }
+      __syncthreads();
+      if (tid < nb) {
+        float t = 0.f;
+        for (int j = 0; j < nblk; ++j) t += xqd[tid * nblk + j];
+        s_inv[tid] = rsqrtf(t / float(a.n_in) + a.eps);
+      }
+      __syncthreads();
+    }
     for (int base = warp * 32; base < total; base += int(blockDim.x)) {
       const int idx = base + lane;
       const bool act = idx < total;
@@ -526,12 +569,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
         if (b < nb && lane == b) {
           const int t = b0 + b, r0 = r - 1;
           float v0 = prev[b], v1 = acc[b];
-          const int pos = a.pos[t];
+          const int pos = pre_pos;
           if (mi < 2) {
             const int i = (r0 % a.head_dim) >> 1;
             if (2 * i < a.n_rot) {
               if (a.rope) {
-                const float2 cs = *reinterpret_cast<const float2*>(a.rope + (size_t(pos) * (a.n_rot >> 1) + i) * 2);
+                const float2 cs = pre_cs;
                 const float x0 = v0, x1 = v1;
                 v0 = x0 * cs.x - x1 * cs.y;
                 v1 = x0 * cs.y + x1 * cs.x;
@@ -545,7 +588,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
             y[0] = v0;
             y[1] = v1;
           } else {
-            __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(a.seq[t]) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
+            __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(pre_seq) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
             c[0] = __float2half_rn(v0);
             c[1] = __float2half_rn(v1);
           }
