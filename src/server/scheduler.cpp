@@ -24,8 +24,9 @@ Scheduler::Scheduler(Backend& backend, SchedulerOptions opt, Metrics* metrics)
   if (opt_.max_queue < 0) opt_.max_queue = 0;
   for (int s = opt_.n_slots - 1; s >= 0; --s) free_slots_.push_back(s);  // pop_back gives the lowest
   if (opt_.sample_threads <= 0) {
+    // A CPU backend already keeps every core busy (and its pool spins between passes): sample on this thread.
     unsigned hw = std::thread::hardware_concurrency();
-    opt_.sample_threads = hw >= 8 ? static_cast<int>(std::min(8u, hw / 2)) : 1;
+    opt_.sample_threads = (hw >= 8 && backend_.name() != "cpu") ? static_cast<int>(std::min(8u, hw / 2)) : 1;
   }
   if (opt_.sample_threads > 1) sample_pool_ = std::make_unique<ThreadPool>(opt_.sample_threads);
   metrics_->slots_total.store(opt_.n_slots);
