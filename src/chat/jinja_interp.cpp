@@ -50,7 +50,9 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         return Flow::Normal;
       case SK::SetBlock: {
         std::string buf;
-        if (exec_body(s.body, scope, buf) != Flow::Normal) throw Error("break/continue outside a loop");
+        auto inner = std::make_shared<Scope>();  // jinja2: the captured body is its own frame
+        inner->parent = scope;
+        if (Flow f = exec_body(s.body, inner, buf); f != Flow::Normal) return f;  // jinja2: not assigned
         Value v = Value::string(std::move(buf));
         if (s.expr) v = eval_filter(*s.expr, scope, &v);
         assign(*s.target, v, scope);
@@ -70,7 +72,9 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
       }
       case SK::FilterBlock: {
         std::string buf;
-        if (exec_body(s.body, scope, buf) != Flow::Normal) throw Error("break/continue outside a loop");
+        auto inner = std::make_shared<Scope>();
+        inner->parent = scope;
+        if (Flow f = exec_body(s.body, inner, buf); f != Flow::Normal) return f;
         Value v = Value::string(std::move(buf));
         out += eval_filter(*s.expr, scope, &v).str();
         return Flow::Normal;
@@ -110,6 +114,7 @@ void Interp::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out) {
     items = std::move(kept);
   }
   size_t n = items.size();
+  bool completed = false;
   for (size_t k = 0; k < n; ++k) {
     // jinja2: each iteration starts from the enclosing scope's values (assignments don't carry over).
     auto loop_scope = std::make_shared<Scope>();
@@ -136,8 +141,10 @@ void Interp::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out) {
     assign(*s.target, items[k], loop_scope);
     Flow f = exec_body(s.body, loop_scope, out);
     if (f == Flow::Break) break;
+    if (f == Flow::Normal) completed = true;
   }
-  if (n == 0) exec_body(s.else_body, scope, out);
+  // jinja2 quirk kept: `else` runs unless some iteration reached the end of the body (break/continue don't).
+  if (!completed) exec_body(s.else_body, scope, out);
 }
 
 void Interp::assign(const Expr& target, const Value& v, const ScopePtr& scope) {
@@ -170,7 +177,7 @@ Value Interp::make_macro(const Stmt& m, const ScopePtr& scope) {
   std::weak_ptr<Scope> weak = scope;
   const Stmt* mp = &m;
   std::string name = m.kind == SK::Macro ? m.name : "caller";
-  return Value::function(name, [this, mp, weak, name](CallArgs& a) -> Value {
+  Value fn = Value::function(name, [this, mp, weak, name](CallArgs& a) -> Value {
     ScopePtr def = weak.lock();
     if (!def) throw Error("macro '" + name + "' called after its scope ended");
     if (depth_ > 200) throw Error("maximum macro recursion depth exceeded");
@@ -218,6 +225,8 @@ Value Interp::make_macro(const Stmt& m, const ScopePtr& scope) {
     }
     return Value::string(std::move(out));
   });
+  fn.fn->is_macro = true;
+  return fn;
 }
 
 Value Interp::call(const Value& fn, CallArgs& args) {

@@ -233,7 +233,7 @@ std::string Value::repr() const {
       out += dict->is_namespace ? "}>" : "}";
       return out;
     }
-    case Kind::Callable: return "<function " + fn->name + ">";
+    case Kind::Callable: return fn->is_macro ? "<Macro '" + fn->name + "'>" : "<function " + fn->name + ">";
   }
   return "";
 }

@@ -80,6 +80,7 @@ struct CallArgs {
 
 struct Callable {
   std::string name;
+  bool is_macro = false;  // repr "<Macro 'name'>" as jinja2
   std::function<Value(CallArgs&)> fn;
 };
 

@@ -123,3 +123,61 @@ def test_random_whitespace_control_matches_jinja2(seed, tmp_path):
         if got != want:
             problems.append(f"{src!r}: got {got!r} want {want!r} {r.stderr[:100]!r}")
     assert not problems, "\n".join(problems)
+
+
+def gen_program(rng):
+    """Random statements: set / block set / namespace / for (+else, filters, break, continue) / if / macros."""
+    names = ["a", "b", "i", "ns.x", "loop.index", "loop.first", "loop.previtem", "m", "n"]
+
+    def val():
+        return rng.choice(["1", "a", "b", "i", "a + 1", "ns.x ~ 'z'", "[a, b]", "loop.index0", "m(a)", "'s'", "none",
+                           "b | default(7)", "n"])
+
+    def stmt(depth, in_loop, in_macro):
+        r = rng.random()
+        if r < 0.2:
+            return "{{ " + rng.choice(names) + " }}"
+        if r < 0.35:
+            return "{% set " + rng.choice(["a", "b", "n"]) + " = " + val() + " %}"
+        if r < 0.45:
+            return "{% set ns.x = " + val() + " %}"
+        if r < 0.55 and depth < 3:
+            return ("{% for i in " + rng.choice(["[1, 2, 3]", "range(2)", "[]", "'ab'"]) +
+                    (" if i != 2" if rng.random() < 0.2 else "") + " %}" + body(depth + 1, True, in_macro) +
+                    ("{% else %}E" if rng.random() < 0.3 else "") + "{% endfor %}")
+        if r < 0.65 and depth < 3:
+            return ("{% if " + val() + " %}" + body(depth + 1, in_loop, in_macro) + "{% else %}" +
+                    body(depth + 1, in_loop, in_macro) + "{% endif %}")
+        if r < 0.72 and in_loop:
+            return rng.choice(["{% break %}", "{% continue %}"])
+        if r < 0.8:
+            return "{{ m(" + val() + ") }}"
+        if r < 0.85 and not in_macro and depth < 2:
+            return "{% macro m(v, w=b) %}[{{ v }}|{{ w }}|{{ a }}" + body(depth + 1, False, True) + "]{% endmacro %}"
+        if r < 0.9:
+            return "{% set a %}" + body(depth + 1, in_loop, in_macro) + "{% endset %}"
+        return "|"
+
+    def body(depth, in_loop, in_macro):
+        return "".join(stmt(depth, in_loop, in_macro) for _ in range(rng.randint(1, 4)))
+
+    return ("{% set ns = namespace(x=0) %}{% set a = 0 %}{% macro m(v, w=2) %}<{{ v }},{{ w }},{{ a }}>{% endmacro %}"
+            + body(0, False, False))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_statements_match_jinja2(seed, tmp_path):
+    rng = random.Random(seed)
+    env = make_env()
+    problems = []
+    for _ in range(150):
+        src = gen_program(rng)
+        try:
+            want = env.from_string(src).render(**json.loads(json.dumps(VARS)))
+        except Exception:  # noqa: BLE001
+            want = None
+        r = render_minnow(src, tmp_path)
+        got = r.stdout.decode("utf-8") if r.returncode == 0 else None
+        if r.returncode not in (0, 1) or got != want:
+            problems.append(f"{src}: got {got!r} want {want!r} {r.stderr[:100]!r}")
+    assert not problems, "\n".join(problems)
