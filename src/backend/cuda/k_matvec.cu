@@ -335,6 +335,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   constexpr bool STAGED = XM == 0;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float s_inv[NB];
+  __shared__ float s_res[2 * kMaxWarps][NB];  // QkvRope: row results of the block, exchanged for pairs
   const int R = int(blockDim.x >> 5);
   const int RB = R * a.rw;  // rows per block
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -366,9 +367,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
   int pre_pos = 0, pre_seq = 0;
   float2 pre_cs = make_float2(1.f, 0.f);
-  if (a.mode == 3) {
+  if (a.mode == 3) {  // warp w handles the row pair (2w, 2w + 1) of the block
     const int row0 = blockIdx.x * RB + warp * 2;
-    if (row0 < a.total_rows && lane < min(NB, a.nb - int(blockIdx.y) * NB)) {
+    if (2 * warp < RB && row0 < a.total_rows && lane < min(NB, a.nb - int(blockIdx.y) * NB)) {
       const int t = blockIdx.y * NB + lane;
       pre_pos = a.pos[t];
       pre_seq = a.seq[t];
@@ -524,9 +525,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   __syncthreads();
 
   // 3. rw rows per warp, each reduced by the whole warp; 4. epilogue.
-  float prev[NB];  // QkvRope: the even row of the pair
-#pragma unroll
-  for (int b = 0; b < NB; ++b) prev[b] = 0.f;
   for (int k = 0; k < a.rw; ++k) {
     const int slot = warp * a.rw + k;
     const int row = blockIdx.x * RB + slot;
@@ -558,17 +556,39 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       }
     }
     if (a.mode == 3) {
-      if ((k & 1) == 0) {
+      if (lane == 0) {
 #pragma unroll
-        for (int b = 0; b < NB; ++b) prev[b] = acc[b];
-        continue;
+        for (int b = 0; b < NB; ++b) s_res[slot][b] = acc[b];
       }
-      // rows (r - 1, r): lane b handles token b
+    } else {
+      const KMat& m = a.m[a.mode == 2 ? 0 : mi];
 #pragma unroll
       for (int b = 0; b < NB; ++b) {
         if (b < nb && lane == b) {
-          const int t = b0 + b, r0 = r - 1;
-          float v0 = prev[b], v1 = acc[b];
+          float* y = m.y + size_t(b0 + b) * m.ldy + r;
+          const float v = acc[b];
+          if (a.mode == 0) {
+            *y = v;
+          } else if (a.mode == 1) {
+            *y = (a.rw == 1 ? ypre : *y) + v;
+          } else {
+            *y = v / (1.f + __expf(-v)) * acc2[b];
+          }
+        }
+      }
+    }
+  }
+  if (a.mode == 3) {
+    __syncthreads();
+    const int row0 = blockIdx.x * RB + 2 * warp;
+    if (2 * warp < RB && row0 < a.total_rows) {
+      int mi, r0;
+      locate(a, row0, mi, r0);
+#pragma unroll
+      for (int b = 0; b < NB; ++b) {
+        if (b < nb && lane == b) {
+          const int t = b0 + b;
+          float v0 = s_res[2 * warp][b], v1 = s_res[2 * warp + 1][b];
           const int pos = pre_pos;
           if (mi < 2) {
             const int i = (r0 % a.head_dim) >> 1;
@@ -591,22 +611,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
             __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(pre_seq) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
             c[0] = __float2half_rn(v0);
             c[1] = __float2half_rn(v1);
-          }
-        }
-      }
-    } else {
-      const KMat& m = a.m[a.mode == 2 ? 0 : mi];
-#pragma unroll
-      for (int b = 0; b < NB; ++b) {
-        if (b < nb && lane == b) {
-          float* y = m.y + size_t(b0 + b) * m.ldy + r;
-          const float v = acc[b];
-          if (a.mode == 0) {
-            *y = v;
-          } else if (a.mode == 1) {
-            *y = (a.rw == 1 ? ypre : *y) + v;
-          } else {
-            *y = v / (1.f + __expf(-v)) * acc2[b];
           }
         }
       }
@@ -705,16 +709,13 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   // (A function of the matrix shapes only, so the arithmetic never depends on nb.)
   int rw = k.total_rows <= 3200 ? 1 : k.total_rows <= 12800 ? 2 : 4;
   int R = kMaxWarps;
-  if (a.mode == MvMode::QkvRope) {
-    rw = 2;
-    R = 4;  // pairs in one warp; 8 rows per block so that the small QKV matrices still make enough blocks
-  }
+  if (a.mode == MvMode::QkvRope) rw = 1;  // RoPE pairs are exchanged through shared memory
   size_t smem = 0;
   for (;;) {
     smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
     if (smem <= size_t(kMaxSmem)) break;
-    if (rw > (a.mode == MvMode::QkvRope ? 2 : 1)) rw /= 2;
-    else if (R > 1) R /= 2;
+    if (rw > 1) rw /= 2;
+    else if (R > (a.mode == MvMode::QkvRope ? 2 : 1)) R /= 2;
     else throw Error("cuda: matvec: rows too long for shared memory");
   }
   k.rw = rw;
