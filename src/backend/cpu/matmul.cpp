@@ -5,6 +5,7 @@
 #include "backend/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -119,18 +120,24 @@ void matmul_level(SimdLevel level, GgmlType type, const void* W, int64_t n_in, i
   const ActQ act = act_view(kind, buf, n_in, n_batch);
   const size_t rs = row_bytes(type, n_in);
 
-  // Token chunks keep a block of activations in L2 while rows stream through; rows are split evenly.
+  // Work items: (token chunk, block of rows), token-chunk-major so a chunk of activations stays in cache;
+  // threads take items from a shared counter, so a thread slowed by other load does not hold up the rest.
   const int64_t tok_chunk = std::min<int64_t>(kQTileMaxTok, n_batch);
-  constexpr int64_t kRowBlock = 16;
-  pool.run_each([&](int t) {
-    const int64_t r0 = n_out * t / nt, r1 = n_out * (t + 1) / nt;
-    if (r0 >= r1) return;
-    for (int64_t t0 = 0; t0 < n_batch; t0 += tok_chunk) {
-      const int64_t nt_here = std::min(tok_chunk, n_batch - t0);
-      for (int64_t rb0 = r0; rb0 < r1; rb0 += kRowBlock) {
-        const int64_t nr = std::min(kRowBlock, r1 - rb0);
-        fn(Wb + static_cast<size_t>(rb0) * rs, rs, nr, act, t0, nt_here, y + t0 * n_out + rb0, n_out);
-      }
+  const int64_t n_tc = (n_batch + tok_chunk - 1) / tok_chunk;
+  // One token streams weights: bigger row blocks mean fewer hand-offs (still >= 8 items per thread).
+  int64_t row_block = n_batch == 1 ? std::max<int64_t>(16, (n_out / (8 * nt)) & ~int64_t{15}) : 16;
+  row_block = std::min<int64_t>(row_block, 256);
+  const int64_t n_rb = (n_out + row_block - 1) / row_block;
+  const int64_t n_items = n_tc * n_rb;
+  std::atomic<int64_t> next{0};
+  pool.run_each([&](int) {
+    for (;;) {
+      const int64_t item = next.fetch_add(1, std::memory_order_relaxed);
+      if (item >= n_items) break;
+      const int64_t tc = item / n_rb, rb = item % n_rb;
+      const int64_t t0 = tc * tok_chunk, nt_here = std::min(tok_chunk, n_batch - t0);
+      const int64_t r0 = rb * row_block, nr = std::min(row_block, n_out - r0);
+      fn(Wb + static_cast<size_t>(r0) * rs, rs, nr, act, t0, nt_here, y + t0 * n_out + r0, n_out);
     }
   });
 }
