@@ -62,6 +62,7 @@ int cmd_serve(int argc, char** argv) {
   so.max_queue = env_int("MINNOW_QUEUE", 64);
   so.chunk = env_int("MINNOW_CHUNK", 64);
   so.max_prompt_per_step = env_int("MINNOW_STEP_PROMPT", 0);
+  so.split_prompt_passes = env_int("MINNOW_SPLIT_PASSES", 0) != 0;
   so.shutdown_grace_s = env_float("MINNOW_SHUTDOWN_TIMEOUT", 10.0);
   std::string alias = env_or("MINNOW_ALIAS", "");
   std::string template_file = env_or("MINNOW_CHAT_TEMPLATE_FILE", "");
@@ -78,6 +79,9 @@ int cmd_serve(int argc, char** argv) {
                "prompt tokens per batched step (default 256 on cpu, 1024 on cuda)");
   args.add_float({"--shutdown-timeout"}, &so.shutdown_grace_s,
                  "seconds in-flight requests get on SIGTERM before being cancelled (default 10)");
+  args.add_flag({"--split-passes"}, &so.split_prompt_passes,
+                "run decode tokens and each prompt chunk as separate forward passes (for backends whose results "
+                "depend on the batch shape)");
   args.add_string({"--alias"}, &alias, "model name reported by the API (default: the file name)");
   args.add_string({"--chat-template-file"}, &template_file, "Jinja chat template to use instead of the model's");
   if (!args.parse(argc, argv, 1)) return 0;

@@ -165,6 +165,7 @@ void Scheduler::loop() {
       batch.add(a.pending, a.n_past, a.slot, true);
       row_owner.push_back(i);
     }
+    const size_t n_decode = batch.size();
     int prompt_budget = opt_.max_prompt_per_step;
     int prompt_in_batch = 0;
     std::vector<std::pair<size_t, int>> chunks;  // (active index, chunk length)
@@ -189,7 +190,23 @@ void Scheduler::loop() {
     std::string error;
     auto t_step = std::chrono::steady_clock::now();
     try {
-      backend_.forward(batch, logits);
+      if (!opt_.split_prompt_passes) {
+        backend_.forward(batch, logits);
+        metrics_->forward_passes.fetch_add(1);
+      } else {
+        // One pass for the decode tokens, then one per prompt chunk: each sequence's work is computed in a
+        // batch of the same shape as when it runs alone (for backends whose numerics depend on batch size).
+        std::vector<size_t> cuts = {0, n_decode};
+        for (auto& c : chunks) cuts.push_back(cuts.back() + static_cast<size_t>(c.second));
+        for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+          if (cuts[k] == cuts[k + 1]) continue;
+          Batch part;
+          for (size_t t = cuts[k]; t < cuts[k + 1]; ++t)
+            part.add(batch.tokens[t], batch.pos[t], batch.seq[t], batch.want_logits[t] != 0);
+          backend_.forward(part, logits);
+          metrics_->forward_passes.fetch_add(1);
+        }
+      }
       if (logits.size() != row_owner.size() * static_cast<size_t>(opt_.n_vocab))
         error = "backend returned " + std::to_string(logits.size()) + " logits, expected " +
                 std::to_string(row_owner.size() * static_cast<size_t>(opt_.n_vocab));
@@ -201,7 +218,6 @@ void Scheduler::loop() {
     auto t_fwd = std::chrono::steady_clock::now();
     metrics_->forward_us.fetch_add(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(t_fwd - t_step).count()));
-    metrics_->forward_passes.fetch_add(1);
     metrics_->batch_tokens.fetch_add(batch.size());
     std::vector<uint8_t> remove(active_.size(), 0);
     if (!error.empty()) {

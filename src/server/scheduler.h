@@ -50,6 +50,7 @@ struct SchedulerOptions {
   int max_queue = 64;          // jobs waiting for a slot beyond which submit() refuses
   int chunk = 64;              // prompt chunk size (fixed boundaries)
   int max_prompt_per_step = 256;  // prompt tokens per step (at least one chunk always runs)
+  bool split_prompt_passes = false;  // decode tokens and each prompt chunk in separate forward passes
   int sample_threads = 0;      // threads running the jobs' on_logits of one step; 0 = auto (1 for a cpu backend)
 };
 

@@ -148,6 +148,34 @@ TEST(Scheduler, ManyRandomRoundsStayConsistent) {
   EXPECT_TRUE(be.violations().empty());
 }
 
+TEST(Scheduler, SplitPassesGiveTheSameTokens) {
+  const int kSlots = 6, kCtx = 256, kChunk = 8;
+  std::mt19937 rng(5);
+  FakeBackend be(kSlots, kCtx);
+  Metrics m;
+  SchedulerOptions so = opts(kSlots, kCtx, kChunk);
+  so.split_prompt_passes = true;
+  Scheduler sched(be, so, &m);
+  std::vector<std::shared_ptr<TestJob>> jobs;
+  std::vector<std::vector<int32_t>> want;
+  be.hold = true;
+  for (int i = 0; i < 9; ++i) {
+    auto p = random_prompt(rng, 1 + static_cast<int>(rng() % 30));
+    want.push_back(reference_greedy(p, 12, kChunk, kCtx));
+    jobs.push_back(std::make_shared<TestJob>(p, 12));
+    ASSERT_EQ(sched.submit(jobs.back()), Scheduler::Submit::Ok);
+  }
+  be.hold = false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    ASSERT_TRUE(jobs[i]->wait_done());
+    EXPECT_EQ(jobs[i]->tokens, want[i]);
+  }
+  EXPECT_TRUE(be.violations().empty());
+  // A decode pass holds one token per sequence; prompt passes one chunk each: never more than a chunk's worth
+  // of one sequence plus nothing else, so passes outnumber steps.
+  EXPECT_GT(m.forward_passes.load(), 12u);
+}
+
 TEST(Scheduler, ContextLimitAndInvalidPrompts) {
   FakeBackend be(2, 16);
   Scheduler sched(be, opts(2, 16, 4), nullptr);
