@@ -588,7 +588,7 @@ TEST(Server, ShutdownFinishesInFlightThenStops) {
   auto f = std::async(std::launch::async, [&h] {
     return h.post("/v1/completions", json{{"prompt", "abc"}, {"max_tokens", 20}}.dump());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  ASSERT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 1; }));  // the request is running
   auto t0 = std::chrono::steady_clock::now();
   h.srv->shutdown();
   h.srv->wait();
@@ -609,7 +609,7 @@ TEST(Server, ShutdownCancelsWhatOutlivesTheGrace) {
   auto f = std::async(std::launch::async, [&h] {
     return h.post("/v1/completions", json{{"prompt", "abc"}, {"max_tokens", 5000}}.dump());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  ASSERT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 1; }));
   auto t0 = std::chrono::steady_clock::now();
   h.srv->shutdown();
   h.srv->wait();
