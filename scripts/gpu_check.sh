@@ -37,11 +37,11 @@ else
 fi
 
 # ---- 2. unit tests and kernel timings ------------------------------------------------------------------
-"$BIN/test_cuda_kernels" > "$OUT/unit.log" 2>&1
+timeout 180 "$BIN/test_cuda_kernels" > "$OUT/unit.log" 2>&1
 rc=$?
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
 note "unit tests (test_cuda_kernels): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
-"$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
+timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
 # ---- 2b. one profile each of a mat-vec and an attention kernel (Nsight Compute, clocks left alone) -----------
@@ -119,7 +119,7 @@ PY
   note "$(tail -1 "$OUT/compare.log")"
 
   # ---- 5. speed ---------------------------------------------------------------------------------------------
-  "$BIN/minnow" bench --device cuda -m $TL -p 512 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench.json" 2> "$OUT/bench.err"
+  timeout 240 "$BIN/minnow" bench --device cuda -m $TL -p 512 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench.json" 2> "$OUT/bench.err"
   tail -3 "$OUT/bench.err"
   python3 - "$OUT/bench.json" <<'PY' | tee "$OUT/bench.txt"
 import json, sys

@@ -341,28 +341,30 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int nslots = a.mode == 2 ? 2 * RB : RB;
 
-  // 1. Weight rows -> shared memory (independent of the previous kernel).
+  // 1. Weight rows -> shared memory (independent of the previous kernel). Each warp copies its own rows, so it
+  //    can start on them as soon as they arrive (cp.async completion is per thread; __syncwarp publishes).
   {
     const int cps = a.slot_bytes >> 4;
-    for (int idx = tid; idx < nslots * cps; idx += blockDim.x) {
-      const int s = idx / cps, c = idx - (idx / cps) * cps;
-      const int row = blockIdx.x * RB + (s % RB);
+    const int n_mine = a.mode == 2 ? 2 * a.rw : a.rw;
+    for (int q = 0; q < n_mine; ++q) {
+      const int k = q % a.rw;
+      const int s = (q < a.rw ? 0 : RB) + warp * a.rw + k;
+      const int row = blockIdx.x * RB + warp * a.rw + k;
       if (row >= a.total_rows) continue;
       int mi, r;
       locate(a, row, mi, r);
-      if (a.mode == 2) mi = s / RB;
+      if (a.mode == 2) mi = q < a.rw ? 0 : 1;
       const KMat& m = a.m[mi];
-      if (c * 16 >= m.row_bytes) continue;
-      const uint8_t* src = m.w + size_t(r) * m.row_bytes + c * 16;
-      uint8_t* dst = smem + s * a.slot_bytes + c * 16;
+      const uint8_t* src = m.w + size_t(r) * m.row_bytes;
+      uint8_t* dst = smem + s * a.slot_bytes;
       if ((m.row_bytes & 15) == 0) {
-        cp16(dst, src);
+        for (int c = lane; c < (m.row_bytes >> 4); c += 32) cp16(dst + c * 16, src + c * 16);
       } else {
-        const int n4 = min(16, m.row_bytes - c * 16) >> 2;
-        for (int k = 0; k < n4; ++k) cp4(dst + 4 * k, src + 4 * k);
+        for (int c = lane; c < (m.row_bytes >> 2); c += 32) cp4(dst + c * 4, src + c * 4);
       }
     }
     cp_commit();
+    (void)cps;
   }
   // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
   int pre_pos = 0, pre_seq = 0;
@@ -521,8 +523,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       }
     }
   }
-  cp_wait_all();
   __syncthreads();
+  cp_wait_all();  // this warp's weight rows
+  __syncwarp();
 
   // 3. rw rows per warp, each reduced by the whole warp; 4. epilogue.
   for (int k = 0; k < a.rw; ++k) {
