@@ -47,8 +47,8 @@ Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
     if (static_cast<int>(queue_.size()) + running_ >= opt_.max_queue + opt_.n_slots) return Submit::QueueFull;
     queue_.push_back(std::move(job));
     n_queued_.store(static_cast<int>(queue_.size()));
+    metrics_->queue_depth.store(static_cast<int64_t>(queue_.size()));  // under the lock: never stale
   }
-  metrics_->queue_depth.store(n_queued_.load());
   cv_.notify_all();
   return Submit::Ok;
 }
@@ -79,7 +79,6 @@ void Scheduler::stop() {
 void Scheduler::update_gauges() {
   n_active_.store(static_cast<int>(active_.size()));
   metrics_->slots_busy.store(static_cast<int64_t>(active_.size()));
-  metrics_->queue_depth.store(n_queued_.load());
 }
 
 void Scheduler::release(Active& a, FinishReason r, const std::string& err) {
@@ -93,6 +92,9 @@ void Scheduler::release(Active& a, FinishReason r, const std::string& err) {
     --running_;
   }
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<int>());
+  // The gauges drop before the job hears it is done, so a client that got its answer sees its slot free.
+  n_active_.fetch_sub(1);
+  metrics_->slots_busy.fetch_sub(1);
   auto job = std::move(a.job);
   try {
     job->on_finish(r, err);
@@ -134,6 +136,7 @@ void Scheduler::loop() {
         ++running_;
       }
       n_queued_.store(static_cast<int>(queue_.size()));
+      metrics_->queue_depth.store(static_cast<int64_t>(queue_.size()));
     }
     update_gauges();
     for (auto& j : dropped) {

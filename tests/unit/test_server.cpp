@@ -277,10 +277,10 @@ TEST(Server, EosGivesStop) {
   EXPECT_EQ(j["choices"][0]["text"], "");
   EXPECT_EQ(j["usage"]["completion_tokens"], 0);
   // ignore_eos (llama-server's extension) generates the full budget anyway.
-  j = json::parse(h.post("/v1/completions", json{{"prompt", "0123456789"}, {"max_tokens", 9}, {"ignore_eos", true}}.dump())->body);
+  j = json::parse(h.post("/v1/completions", json{{"prompt", "0123456789"}, {"max_tokens", 9}, {"ignore_eos", true}, {"temperature", 0}}.dump())->body);
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(j["usage"]["completion_tokens"], 9);
-  EXPECT_EQ(j["choices"][0]["text"].get<std::string>().size(), 9u);
+  EXPECT_EQ(j["choices"][0]["text"].get<std::string>().size(), 9u) << j.dump();
 }
 
 TEST(Server, Logprobs) {
@@ -471,8 +471,8 @@ TEST(Server, QueueFullGives429AndStaysResponsive) {
   auto health = h.get("/health");  // answered while the queue is full
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
-  EXPECT_EQ(h.metric("minnow_queue_depth"), 1);
-  EXPECT_EQ(h.metric("minnow_slots_busy"), 1);
+  // One admitted (its forward pass held), one waiting.
+  EXPECT_TRUE(eventually([&] { return h.metric("minnow_queue_depth") == 1 && h.metric("minnow_slots_busy") == 1; }));
   h.be->hold = false;
   int n200 = 0, n429 = 0;
   for (auto& f : fs) {
@@ -509,7 +509,7 @@ TEST(Server, ClientDisconnectMidStreamFreesSlot) {
   }
   EXPECT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 0; }));
   EXPECT_EQ(h.metric("minnow_slots_free"), 2);
-  EXPECT_GE(h.metric("minnow_requests_cancelled_total"), 3);
+  EXPECT_TRUE(eventually([&] { return h.metric("minnow_requests_cancelled_total") >= 3; }));
   EXPECT_LT(h.metric("minnow_generated_tokens_total"), 3 * 3000);
   EXPECT_EQ(h.post("/v1/completions", json{{"prompt", "abc"}, {"max_tokens", 2}}.dump())->status, 200);
 }
@@ -528,7 +528,7 @@ TEST(Server, ClientDisconnectWhileWaitingForNonStreamingResponse) {
   ASSERT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 1; }));
   ::close(fd);
   EXPECT_TRUE(eventually([&] { return h.metric("minnow_slots_busy") == 0; }, 5000));
-  EXPECT_EQ(h.metric("minnow_requests_cancelled_total"), 1);
+  EXPECT_TRUE(eventually([&] { return h.metric("minnow_requests_cancelled_total") == 1; }));
   EXPECT_LT(h.metric("minnow_generated_tokens_total"), 3000);
 }
 
