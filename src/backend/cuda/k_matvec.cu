@@ -450,36 +450,21 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
     if (a.norm) {
       // RMSNorm statistics with every thread: sum of squares per 32-block (4 lanes, fixed order) into xqd
       // (used as scratch), then per token the blocks in order. Independent of nb and of the block size.
-      // Two items per lane per step, loads first, so that both are in flight together.
-      for (int base = warp * 32; base < total; base += 2 * int(blockDim.x)) {
-        float4 t[2][2];
-        int idxs[2];
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          idxs[u] = base + u * int(blockDim.x) + lane;
-          if (idxs[u] < total) {
-            const int part = idxs[u] & 3, bj = idxs[u] >> 2, b = bj / nblk, j = bj - b * nblk;
-            const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
-            t[u][0] = src[0];
-            t[u][1] = src[1];
-          } else {
-            t[u][0] = t[u][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-          }
-        }
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int idx = idxs[u];
-          const bool act = idx < total;
-          const int part = idx & 3, bj = idx >> 2;
-          const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
-          const float4 t0 = t[u][0], t1 = t[u][1];
-          float ss = 0.f;
+      for (int base = warp * 32; base < total; base += int(blockDim.x)) {
+        const int idx = base + lane;
+        const bool act = idx < total;
+        const int part = idx & 3, bj = idx >> 2;
+        const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+        float ss = 0.f;
+        if (act) {
+          const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
+          const float4 t0 = src[0], t1 = src[1];
           ss = fmaf(t0.x, t0.x, ss); ss = fmaf(t0.y, t0.y, ss); ss = fmaf(t0.z, t0.z, ss); ss = fmaf(t0.w, t0.w, ss);
           ss = fmaf(t1.x, t1.x, ss); ss = fmaf(t1.y, t1.y, ss); ss = fmaf(t1.z, t1.z, ss); ss = fmaf(t1.w, t1.w, ss);
-          ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-          ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-          if (act && part == 0) xqd[b * nblk + j] = ss;
         }
+        ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+        ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+        if (act && part == 0) xqd[b * nblk + j] = ss;
       }
       __syncthreads();
       if (tid < nb) {
@@ -489,29 +474,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       }
       __syncthreads();
     }
-    for (int base = warp * 32; base < total; base += 2 * int(blockDim.x)) {
-      float4 t[2][2];
-      int idxs[2];
+    for (int base = warp * 32; base < total; base += int(blockDim.x)) {
+      const int idx = base + lane;
+      const bool act = idx < total;
+      const int part = idx & 3, bj = idx >> 2;
+      const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+      float v[8];
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {  // loads of both items first
-        idxs[u] = base + u * int(blockDim.x) + lane;
-        if (idxs[u] < total) {
-          const int part = idxs[u] & 3, bj = idxs[u] >> 2, b = bj / nblk, j = bj - b * nblk;
-          const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
-          t[u][0] = src[0];
-          t[u][1] = src[1];
-        } else {
-          t[u][0] = t[u][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int idx = idxs[u];
-        const bool act = idx < total;
-        const int part = idx & 3, bj = idx >> 2;
-        const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
-        float v[8] = {t[u][0].x, t[u][0].y, t[u][0].z, t[u][0].w, t[u][1].x, t[u][1].y, t[u][1].z, t[u][1].w};
-        if (act && a.norm) {
+      for (int i = 0; i < 8; ++i) v[i] = 0.f;
+      if (act) {
+        const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
+        const float4 t0 = src[0], t1 = src[1];
+        v[0] = t0.x; v[1] = t0.y; v[2] = t0.z; v[3] = t0.w; v[4] = t1.x; v[5] = t1.y; v[6] = t1.z; v[7] = t1.w;
+        if (a.norm) {
           const float sc = s_inv[b];
           const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32 + part * 8);
           const float4 n0 = nsrc[0], n1 = nsrc[1];
@@ -519,31 +494,31 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
 #pragma unroll
           for (int i = 0; i < 8; ++i) v[i] = (v[i] * sc) * nn[i];
         }
-        float amax = 0.f;
+      }
+      float amax = 0.f;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const float d = amax / 127.f;
-        const float id = d > 0.f ? 127.f / amax : 0.f;
-        uint32_t w0 = 0, w1 = 0;
-        int sum = 0;
+      for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+      const float d = amax / 127.f;
+      const float id = d > 0.f ? 127.f / amax : 0.f;
+      uint32_t w0 = 0, w1 = 0;
+      int sum = 0;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const int qv = __float2int_rn(v[i] * id);
-          sum += qv;
-          if (i < 4) w0 |= uint32_t(qv & 0xFF) << (8 * i);
-          else w1 |= uint32_t(qv & 0xFF) << (8 * (i - 4));
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        if (act) {
-          *reinterpret_cast<uint2*>(xq + b * a.n_in + j * 32 + part * 8) = make_uint2(w0, w1);
-          if (part == 0) {
-            xqd[b * nblk + j] = d;
-            xqs[b * 2 * nblk + 2 * j] = float(sum);
-          } else if (part == 2) {
-            xqs[b * 2 * nblk + 2 * j + 1] = float(sum);
-          }
+      for (int i = 0; i < 8; ++i) {
+        const int qv = __float2int_rn(v[i] * id);
+        sum += qv;
+        if (i < 4) w0 |= uint32_t(qv & 0xFF) << (8 * i);
+        else w1 |= uint32_t(qv & 0xFF) << (8 * (i - 4));
+      }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      if (act) {
+        *reinterpret_cast<uint2*>(xq + b * a.n_in + j * 32 + part * 8) = make_uint2(w0, w1);
+        if (part == 0) {
+          xqd[b * nblk + j] = d;
+          xqs[b * 2 * nblk + 2 * j] = float(sum);
+        } else if (part == 2) {
+          xqs[b * 2 * nblk + 2 * j + 1] = float(sum);
         }
       }
     }
