@@ -141,21 +141,43 @@ __global__ void __launch_bounds__(threads_for(D)) k_attn(AttnArgs a, int splits,
   constexpr int kSlots = kThreads / kCols;
   constexpr int kPer = (kMaxG + kSlots - 1) / kSlots;
   const int c = tid % kCols, slot = tid / kCols;
-  float2 acc[kPer];
+  // Two accumulator sets (even / odd positions) halve the dependent FMA chain; fixed order, summed at the end.
+  float2 acc[kPer], acc_odd[kPer];
 #pragma unroll
-  for (int i = 0; i < kPer; ++i) acc[i] = make_float2(0.f, 0.f);
+  for (int i = 0; i < kPer; ++i) acc[i] = acc_odd[i] = make_float2(0.f, 0.f);
+  int p = 0;
 #pragma unroll 4
-  for (int p = 0; p < cnt; ++p) {
-    const float2 v = __half22float2(reinterpret_cast<const __half2*>(v_s + p * D)[c]);
+  for (; p + 1 < cnt; p += 2) {
+    const float2 v0 = __half22float2(reinterpret_cast<const __half2*>(v_s + p * D)[c]);
+    const float2 v1 = __half22float2(reinterpret_cast<const __half2*>(v_s + (p + 1) * D)[c]);
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
       const int g = slot + i * kSlots;
       if (g < ng) {
-        const float e = sc[g * kChunk + p];
-        acc[i].x = fmaf(e, v.x, acc[i].x);
-        acc[i].y = fmaf(e, v.y, acc[i].y);
+        const float e0 = sc[g * kChunk + p], e1 = sc[g * kChunk + p + 1];
+        acc[i].x = fmaf(e0, v0.x, acc[i].x);
+        acc[i].y = fmaf(e0, v0.y, acc[i].y);
+        acc_odd[i].x = fmaf(e1, v1.x, acc_odd[i].x);
+        acc_odd[i].y = fmaf(e1, v1.y, acc_odd[i].y);
       }
     }
+  }
+  if (p < cnt) {
+    const float2 v0 = __half22float2(reinterpret_cast<const __half2*>(v_s + p * D)[c]);
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int g = slot + i * kSlots;
+      if (g < ng) {
+        const float e0 = sc[g * kChunk + p];
+        acc[i].x = fmaf(e0, v0.x, acc[i].x);
+        acc[i].y = fmaf(e0, v0.y, acc[i].y);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    acc[i].x += acc_odd[i].x;
+    acc[i].y += acc_odd[i].y;
   }
   if (nv == 1) {  // the only chunk: normalise and write the output directly
 #pragma unroll
