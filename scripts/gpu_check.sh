@@ -10,6 +10,16 @@
 #   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last.
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
+# Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
+#   cmake -S . -B build-cuda -DMINNOW_CUDA=ON && cmake --build build-cuda -j2 --target minnow synth_model \
+#     test_cuda_kernels test_cuda_perf
+#   mkdir -p .carry/bin .carry/lib .carry/shared/{models,golden,vocab}
+#   for b in minnow synth_model test_cuda_kernels test_cuda_perf; do strip -o .carry/bin/$b build-cuda/bin/$b; done
+#   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} .carry/lib/
+#   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 .carry/lib/
+#   cp ../shared/models/tiny-llama-q4km.gguf .carry/shared/models/; cp ../shared/golden/*.jsonl .carry/shared/golden/
+#   cp ../shared/vocab/ggml-vocab-llama-spm.gguf .carry/shared/vocab/
+# then run it with the device tool, carry [".carry"].
 set -uo pipefail
 MODE=${1:-}
 cd "$(dirname "$0")/.."
