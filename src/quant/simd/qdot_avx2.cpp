@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/simd/qdot.h"
 #include "quant/simd/qunpack.h"

@@ -2,7 +2,9 @@
 // build flags).
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/simd/qdot.h"
 #include "quant/simd/qunpack.h"
