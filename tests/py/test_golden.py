@@ -30,10 +30,14 @@ def golden():
         return [json.loads(l) for l in f if l.strip()]
 
 
-def score_logits(tokens, env=None):
-    """Our full logits [n, n_vocab] for a teacher-forced sequence, via `minnow score --dump`."""
+def score_logits(tokens, env=None, device=None):
+    """Our full logits [n, n_vocab] for a teacher-forced sequence, via `minnow score --dump`.
+    device: None = the binary's default (MINNOW_TEST_DEVICE overrides it)."""
+    device = device or os.environ.get("MINNOW_TEST_DEVICE")
     with tempfile.TemporaryDirectory() as d:
         cmd = [BIN, "score", "-m", MODEL, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
+        if device:
+            cmd += ["--device", device]
         e = dict(os.environ)
         e.pop("MINNOW_DEBUG_BREAK", None)
         if env:
@@ -130,11 +134,12 @@ def test_golden_greedy_run(idx):
 
 @pytest.mark.parametrize("bug", ["rope_fixed_pos", "layernorm", "gqa_order", "rope_halfsplit"])
 def test_negative_controls_fail_bounds(bug):
-    """Each classic bug must be caught: every prompt leaves the bounds."""
+    """Each classic bug must be caught: every prompt leaves the bounds. The switches live in the CPU
+    backend's forward pass, so this always runs there."""
     cases = golden()
     for idx, case in enumerate(cases):
         toks = case_tokens(case)
-        kls, mism = kl_figures(case, score_logits(toks, env={"MINNOW_DEBUG_BREAK": bug}))
+        kls, mism = kl_figures(case, score_logits(toks, env={"MINNOW_DEBUG_BREAK": bug}, device="cpu"))
         ratio = max(kls.mean() / MEAN_KL, kls.max() / MAX_KL)
         print(f"{bug}: prompt {idx}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, "
               f"mismatches = {len(mism)}, bound exceeded {ratio:.1f}x")
