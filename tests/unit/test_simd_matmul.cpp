@@ -95,7 +95,7 @@ struct Case {
 void check_type(GgmlType t, bool raw_blocks, uint32_t seed) {
   const bool k = traits(t).block_size == 256;
   const Case cases[] = {
-      {k ? 256 : 32, 1, 1}, {k ? 768 : 224, 17, 3}, {k ? 1280 : 288, 33, 13}, {k ? 512 : 96, 9, 71},
+      {k ? 256 : 32, 1, 1}, {k ? 768 : 224, 17, 3}, {k ? 1280 : 288, 33, 13}, {k ? 512 : 96, 9, 71}, {k ? 512 : 64, 35, 300},  // 300: more than one token chunk
   };
   ThreadPool pool2(2), pool3(3);
   std::mt19937 rng(seed);

@@ -17,7 +17,7 @@
 
 namespace minnow {
 
-inline constexpr int64_t kQTileMaxTok = 64;  // the most tokens one kernel call handles
+inline constexpr int64_t kQTileMaxTok = 256;  // the most tokens one kernel call handles
 
 // y[t * ldy + r] = row r of W (r < n_rows, rows at W + r * row_stride) . activation row t0 + t
 // (t < n_tok <= kQTileMaxTok).
