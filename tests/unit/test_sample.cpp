@@ -129,6 +129,11 @@ TEST(Sample, SeedReproducible) {
   auto l = random_logits(500, fresh_seed());
   SamplerParams p;
   p.temp = 1.0;
+  // Keep the whole distribution: with the default truncations, random logits can leave a single
+  // candidate, and then every seed draws the same tokens.
+  p.top_k = 0;
+  p.top_p = 1.0;
+  p.min_p = 0.0;
   p.seed = 1234;
   Sampler a(p, 500), b(p, 500);
   std::vector<int32_t> ra, rb;
