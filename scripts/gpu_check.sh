@@ -7,7 +7,9 @@
 #      MINNOW_SHARED_DIR pointing at the carried copy of ../shared);
 #   4. writes the TinyLlama-shaped Q4_K_M model with synth_model, compares GPU and CPU logits (same KL bounds)
 #      and greedy output on a few prompts;
-#   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last.
+#   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last;
+#      then tg128 (depth 0 and 2048) again with each env setting of GPU_CHECK_AB (default: MINNOW_CUDA_V11=1,
+#      the v11 mat-vec; MINNOW_CUDA_PREFETCH=1 / =2: L2 weight prefetch) and once more with the default path.
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
@@ -55,7 +57,7 @@ timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
 # ---- 2b. one profile each of a mat-vec and an attention kernel (Nsight Compute, clocks left alone) -----------
-if command -v ncu > /dev/null && [ -n "${GPU_CHECK_NCU:-1}" ]; then
+if command -v ncu > /dev/null && [ "${GPU_CHECK_NCU:-1}" != 0 ]; then
   for spec in "k_matvec 2500" "k_matvec 500" "k_attn 2600"; do
     set -- $spec
     timeout 120 ncu --clock-control none --kernel-name "regex:$1" --launch-skip "$2" --launch-count 1 \
@@ -141,6 +143,27 @@ for r in rows:
     gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9 if r["n_gen"] else 0
     print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | "
           + (f"{gbs:.0f} | {100 * gbs / 3040:.1f}% |" if r["n_gen"] else "- | - |"))
+PY
+  # ---- 5b. the same decode tests with older paths selected by env (A/B in the same call) -------------------
+  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_V11=1 MINNOW_CUDA_PREFETCH=1 MINNOW_CUDA_PREFETCH=2}; do
+    env "$ab" timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
+      > "$OUT/bench_$ab.json" 2> "$OUT/bench_$ab.err"
+    python3 - "$OUT/bench_$ab.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    name = f"tg{r['n_gen']}" + (f" @ d{r['n_depth']}" if r["n_depth"] else "") + f" [{sys.argv[2]}]"
+    gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9
+    print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | {gbs:.0f} | {100 * gbs / 3040:.1f}% |")
+PY
+  done
+  # and the default path once more (spread between runs of the same code)
+  timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench_again.json" 2>/dev/null
+  python3 - "$OUT/bench_again.json" <<'PY' | tee -a "$OUT/bench.txt"
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    name = f"tg{r['n_gen']}" + (f" @ d{r['n_depth']}" if r["n_depth"] else "") + " [default, again]"
+    gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9
+    print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | {gbs:.0f} | {100 * gbs / 3040:.1f}% |")
 PY
 fi
 echo

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -74,6 +75,8 @@ class CudaBackend final : public Backend {
     check(cudaSetDevice(0), "cudaSetDevice");
     validate();
     n_ctx_ = opt.n_ctx;
+    if (const char* e = std::getenv("MINNOW_CUDA_PREFETCH")) prefetch_ = std::atoi(e);
+    if (const char* e = std::getenv("MINNOW_CUDA_V11")) v11_ = std::string(e) == "1";
     n_seq_ = opt.n_seq_max;
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cublas_check(cublasCreate(&blas_), "cublasCreate");
@@ -322,6 +325,25 @@ class CudaBackend final : public Backend {
     cuda::attention(a, stream_);
   }
 
+  // L2 prefetch schedule of the small-batch pass: mat-vec kernel i prefetches the weights of mat-vec kernel i + 2
+  // (Q,K,V(l) -> gate,up(l); O(l) -> down(l); gate,up(l) -> Q,K,V(l+1); down(l) -> O(l+1); the last layer's
+  // gate,up and down each prefetch kPfOut bytes of output.weight), so the weight stream runs ahead of the chain
+  // of dependent kernels. Off by default: measured a 1.5-3% loss (v12, docs/cuda_notes.md); MINNOW_CUDA_PREFETCH=1
+  // turns it on, =2 prefetches only the output.weight bytes.
+  static constexpr size_t kPfOut = size_t(12) << 20;
+  static size_t mat_bytes(const DevMat& m) { return cuda::dev_row_bytes(m.type, m.n_in) * size_t(m.n_out); }
+  void add_pf(cuda::MatvecArgs& a, const DevMat& m, size_t off = 0, size_t max = ~size_t(0)) const {
+    if (!prefetch_ || !m.d || (prefetch_ == 2 && m.d != out_.d)) return;
+    const size_t total = mat_bytes(m);
+    if (off >= total) return;
+    for (int i = 0; i < 3; ++i) {
+      if (a.d_pf[i]) continue;
+      a.d_pf[i] = static_cast<const uint8_t*>(m.d) + off;
+      a.pf_bytes[i] = std::min(total - off, max);
+      return;
+    }
+  }
+
   static cuda::MvMat mv(const DevMat& m, float* y, int ldy) {
     cuda::MvMat r;
     r.d_w = m.d;
@@ -361,6 +383,8 @@ class CudaBackend final : public Backend {
       a.d_vcache = vcache(int(l));
       a.n_ctx = n_ctx_;
       a.d_rope = d_rope_;
+      add_pf(a, L.gate);
+      add_pf(a, L.up);
       cuda::matvec(a, stream_);
       attend(int(l), 0, nt);
       cuda::MatvecArgs o;
@@ -370,6 +394,7 @@ class CudaBackend final : public Backend {
       o.ldx = int(p_.q_dim());
       o.nb = nt;
       o.mode = cuda::MvMode::Add;
+      add_pf(o, L.down);
       cuda::matvec(o, stream_);
       cuda::MatvecArgs f;
       f.m[0] = mv(L.gate, d_g_, int(p_.n_ff));
@@ -382,6 +407,14 @@ class CudaBackend final : public Backend {
       f.d_norm = L.ffn_norm;
       f.eps = eps;
       f.mode = cuda::MvMode::SwiGLU;
+      const bool last = l + 1 == layers_.size();
+      if (!last) {
+        add_pf(f, layers_[l + 1].q);
+        add_pf(f, layers_[l + 1].k);
+        add_pf(f, layers_[l + 1].v);
+      } else if (n_out > 0) {
+        add_pf(f, out_, 0, kPfOut);
+      }
       cuda::matvec(f, stream_);
       cuda::MatvecArgs d;
       d.m[0] = mv(L.down, d_x_, E);
@@ -390,14 +423,19 @@ class CudaBackend final : public Backend {
       d.ldx = int(p_.n_ff);
       d.nb = nt;
       d.mode = cuda::MvMode::Add;
+      if (!last) add_pf(d, layers_[l + 1].o);
+      else if (n_out > 0) add_pf(d, out_, kPfOut, kPfOut);
       cuda::matvec(d, stream_);
     }
     if (n_out > 0) {
-      cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      // Rows wanted are listed in increasing order, so n_out == nt means all of them in place: the output
+      // mat-vec then reads d_x_ directly (one kernel less, and its weight copy overlaps the last down kernel).
+      const bool all_rows = n_out == nt && !v11_;
+      if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
       cuda::MatvecArgs a;
       a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
       a.n_in = E;
-      a.d_x = d_sel_;
+      a.d_x = all_rows ? d_x_ : d_sel_;
       a.ldx = E;
       a.nb = n_out;
       a.d_norm = out_norm_;
@@ -486,6 +524,8 @@ class CudaBackend final : public Backend {
   LlamaParams p_;
   BackendOptions opt_;
   int n_ctx_ = 0, n_seq_ = 0;
+  int prefetch_ = 0;  // L2 prefetch of later kernels' weights: 0 off, 1 all, 2 output.weight only (MINNOW_CUDA_PREFETCH)
+  bool v11_ = false;  // MINNOW_CUDA_V11=1: the v11 decode graph (gather before the output mat-vec), for A/B timing
   int dump_calls_ = 0;  // forward chunks so far (file names of --dump, as the CPU backend numbers calls)
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;

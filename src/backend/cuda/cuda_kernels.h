@@ -66,6 +66,10 @@ struct MatvecArgs {
   void* d_vcache = nullptr;
   int n_ctx = 0;
   const float* d_rope = nullptr;  // optional [n_ctx][n_rot/2][2] = cos, sin of each angle (rope_table)
+  // Optional L2 prefetch of up to 3 byte ranges (weights a later kernel will read), issued by the blocks before
+  // they wait for the previous kernel. Only a hint to the memory system: results never depend on it.
+  const void* d_pf[3] = {nullptr, nullptr, nullptr};  // [pf_bytes[i]] device bytes each
+  size_t pf_bytes[3] = {0, 0, 0};
 };
 // cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
 void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);

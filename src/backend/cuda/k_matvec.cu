@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_kernels.h"
@@ -44,6 +46,7 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
+  int xreg;  // int8 path: keep each warp's first x items in registers between the statistics and the quantisation
   int rw;          // rows per warp (block rows = R * rw)
   int slot_bytes;  // shared-memory bytes per weight row
   int xs_stride;   // floats per staged token row
@@ -55,6 +58,8 @@ struct KArgs {
   __half* vc;
   int n_ctx;
   const float* rope;  // [n_ctx][n_rot/2][2] or nullptr
+  const uint8_t* pf[3];  // L2 prefetch ranges [pf_n[i]] bytes (hint only)
+  unsigned long long pf_n[3];
 };
 
 __device__ __forceinline__ int xi(int col) { return col + ((col >> 6) << 2); }  // padded staged index
@@ -67,6 +72,32 @@ __device__ __forceinline__ void cp4(void* dst, const void* src) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
 }
+// L2 prefetch of the ranges in a.pf (weights of a later kernel): chunks of kPfChunk bytes dealt round-robin over
+// the blocks (chunk c to block c % n_blocks) so every SM issues a few. A hint only: no result depends on it.
+constexpr unsigned kPfChunk = 4096;
+__device__ __forceinline__ void prefetch_l2(const uint8_t* p, unsigned n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  n &= ~15u;  // the bulk prefetch wants a multiple of 16 bytes (the tail of a range is left out)
+  if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(n) : "memory");
+#else
+  for (unsigned o = 0; o < n; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
+#endif
+}
+template <class A>
+__device__ __forceinline__ void prefetch_ranges(const A& a) {
+  const unsigned long long nblk = (unsigned long long)gridDim.x * gridDim.y;
+  const unsigned long long me = (unsigned long long)threadIdx.x * nblk + blockIdx.y * gridDim.x + blockIdx.x;
+  const unsigned long long stride = nblk * blockDim.x;
+#pragma unroll
+  for (int i = 0; i < 3; ++i) {
+    const unsigned long long n = a.pf_n[i];
+    for (unsigned long long c = me; c * kPfChunk < n; c += stride) {
+      const unsigned long long off = c * kPfChunk;
+      prefetch_l2(a.pf[i] + off, unsigned(n - off < kPfChunk ? n - off : kPfChunk));
+    }
+  }
+}
+
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
@@ -366,6 +397,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
     cp_commit();
     (void)cps;
   }
+  prefetch_ranges(a);  // after this block's own weight requests
   // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
   int pre_pos = 0, pre_seq = 0;
   float2 pre_cs = make_float2(1.f, 0.f);
@@ -380,6 +412,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
       const int i = (r % a.head_dim) >> 1;
       if (a.rope && mi < 2 && 2 * i < a.n_rot)
         pre_cs = *reinterpret_cast<const float2*>(a.rope + (size_t(pre_pos) * (a.n_rot >> 1) + i) * 2);
+    }
+  }
+  // int8 path: the norm weights of this warp's first quantisation item (constant, so loaded before the wait).
+  float4 pn0 = make_float4(0.f, 0.f, 0.f, 0.f), pn1 = pn0;
+  if (XM == 2 && a.xreg && a.norm) {
+    const int idx = warp * 32 + lane, nblk = a.n_in >> 5;
+    if (idx < nblk * 4) {
+      const float4* nsrc = reinterpret_cast<const float4*>(a.norm + (idx >> 2) * 32 + (idx & 3) * 8);
+      pn0 = nsrc[0];
+      pn1 = nsrc[1];
     }
   }
   pdl_trigger();
@@ -447,6 +489,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
     // integer sums per 16. The whole warp iterates together (shuffles need every lane).
     const int nblk = a.n_in >> 5;
     const int total = nb * nblk * 4;
+    // xreg: this warp's first item (base == warp * 32) is loaded once and kept in registers (c0, c1).
+    float4 c0 = make_float4(0.f, 0.f, 0.f, 0.f), c1 = c0;
+    bool have_c = false;
     if (a.norm) {
       // RMSNorm statistics with every thread: sum of squares per 32-block (4 lanes, fixed order) into xqd
       // (used as scratch), then per token the blocks in order. Independent of nb and of the block size.
@@ -459,6 +504,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
         if (act) {
           const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
           const float4 t0 = src[0], t1 = src[1];
+          if (a.xreg && base == warp * 32) {
+            c0 = t0;
+            c1 = t1;
+            have_c = true;
+          }
           ss = fmaf(t0.x, t0.x, ss); ss = fmaf(t0.y, t0.y, ss); ss = fmaf(t0.z, t0.z, ss); ss = fmaf(t0.w, t0.w, ss);
           ss = fmaf(t1.x, t1.x, ss); ss = fmaf(t1.y, t1.y, ss); ss = fmaf(t1.z, t1.z, ss); ss = fmaf(t1.w, t1.w, ss);
         }
@@ -467,7 +517,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
         if (act && part == 0) xqd[b * nblk + j] = ss;
       }
       __syncthreads();
-      if (tid < nb) {
+      if (a.xreg) {  // one warp per token: lane-strided partial sums, then a fixed butterfly (depends on n_in only)
+        for (int b = warp; b < nb; b += R) {
+          float t = 0.f;
+          for (int j = lane; j < nblk; j += 32) t += xqd[b * nblk + j];
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+          if (lane == 0) s_inv[b] = rsqrtf(t / float(a.n_in) + a.eps);
+        }
+      } else if (tid < nb) {
         float t = 0.f;
         for (int j = 0; j < nblk; ++j) t += xqd[tid * nblk + j];
         s_inv[tid] = rsqrtf(t / float(a.n_in) + a.eps);
@@ -483,13 +541,28 @@ __global__ void __launch_bounds__(kMaxWarps * 32) k_matvec(KArgs a) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) v[i] = 0.f;
       if (act) {
-        const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
-        const float4 t0 = src[0], t1 = src[1];
+        const bool first = base == warp * 32;
+        float4 t0, t1;
+        if (have_c && first) {
+          t0 = c0;
+          t1 = c1;
+        } else {
+          const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
+          t0 = src[0];
+          t1 = src[1];
+        }
         v[0] = t0.x; v[1] = t0.y; v[2] = t0.z; v[3] = t0.w; v[4] = t1.x; v[5] = t1.y; v[6] = t1.z; v[7] = t1.w;
         if (a.norm) {
           const float sc = s_inv[b];
-          const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32 + part * 8);
-          const float4 n0 = nsrc[0], n1 = nsrc[1];
+          float4 n0, n1;
+          if (a.xreg && first && b == 0) {  // item idx < nblk * 4 belongs to token 0: preloaded
+            n0 = pn0;
+            n1 = pn1;
+          } else {
+            const float4* nsrc = reinterpret_cast<const float4*>(a.norm + j * 32 + part * 8);
+            n0 = nsrc[0];
+            n1 = nsrc[1];
+          }
           const float nn[8] = {n0.x, n0.y, n0.z, n0.w, n1.x, n1.y, n1.z, n1.w};
 #pragma unroll
           for (int i = 0; i < 8; ++i) v[i] = (v[i] * sc) * nn[i];
@@ -693,6 +766,16 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   k.vc = static_cast<__half*>(a.d_vcache);
   k.n_ctx = a.n_ctx;
   k.rope = a.d_rope;
+  static const bool v11 = [] {
+    const char* e = std::getenv("MINNOW_CUDA_V11");  // 1: the v11 kernels (for A/B timing in one run)
+    return e && std::string(e) == "1";
+  }();
+  k.xreg = v11 ? 0 : 1;
+  for (int i = 0; i < 3; ++i) {
+    k.pf[i] = static_cast<const uint8_t*>(a.d_pf[i]);
+    k.pf_n[i] = a.d_pf[i] ? a.pf_bytes[i] : 0;
+    if (k.pf_n[i] && (reinterpret_cast<uintptr_t>(a.d_pf[i]) & 15) != 0) throw Error("cuda: matvec: misaligned prefetch");
+  }
   const int NB = a.nb == 1 ? 1 : 8;
   // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on nb).
   bool q8 = true;
