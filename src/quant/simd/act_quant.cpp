@@ -9,7 +9,7 @@ namespace {
 size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
 struct Layout {
-  size_t qs, d, sum, bsum, total;
+  size_t qs, d, sum, bsum, bsum32, total;
 };
 
 Layout layout(ActKind k, int64_t n_in, int64_t n_tok) {
@@ -22,7 +22,10 @@ Layout layout(ActKind k, int64_t n_in, int64_t n_tok) {
   l.bsum = l.sum + sum_bytes;
   const size_t bsum_bytes =
       k == ActKind::Q8_256 ? round64(static_cast<size_t>(n_tok * nb * 16) * sizeof(int16_t)) : 0;
-  l.total = l.bsum + bsum_bytes;
+  l.bsum32 = l.bsum + bsum_bytes;
+  const size_t bsum32_bytes =
+      k == ActKind::Q8_256 ? round64(static_cast<size_t>(n_tok * nb * 8) * sizeof(int16_t)) : 0;
+  l.total = l.bsum32 + bsum32_bytes;
   return l;
 }
 
@@ -88,7 +91,10 @@ ActQ act_view(ActKind k, void* buf, int64_t n_in, int64_t n_tok) {
   a.qs = reinterpret_cast<const int8_t*>(p + l.qs);
   a.d = reinterpret_cast<const float*>(p + l.d);
   if (k == ActKind::Q8_32) a.sum = reinterpret_cast<const int32_t*>(p + l.sum);
-  if (k == ActKind::Q8_256) a.bsum16 = reinterpret_cast<const int16_t*>(p + l.bsum);
+  if (k == ActKind::Q8_256) {
+    a.bsum16 = reinterpret_cast<const int16_t*>(p + l.bsum);
+    a.bsum32 = reinterpret_cast<const int16_t*>(p + l.bsum32);
+  }
   return a;
 }
 
@@ -99,6 +105,7 @@ void act_quantize(ActKind k, const float* x, void* buf, int64_t n_in, int64_t n_
   auto* d = reinterpret_cast<float*>(p + l.d);
   auto* sum = reinterpret_cast<int32_t*>(p + l.sum);
   auto* bsum = reinterpret_cast<int16_t*>(p + l.bsum);
+  auto* bsum32 = reinterpret_cast<int16_t*>(p + l.bsum32);
   const int bs = static_cast<int>(act_block(k));
   const int64_t nb = n_in / bs;
   for (int64_t t = t0; t < t1; ++t) {
@@ -117,6 +124,8 @@ void act_quantize(ActKind k, const float* x, void* buf, int64_t n_in, int64_t n_
           for (int i = 0; i < 16; ++i) s += q[g * 16 + i];
           bsb[g] = static_cast<int16_t>(s);
         }
+        int16_t* b32 = bsum32 + (t * nb + b) * 8;
+        for (int j = 0; j < 8; ++j) b32[j] = static_cast<int16_t>(bsb[2 * j] + bsb[2 * j + 1]);  // |.| <= 4064
       }
     }
   }

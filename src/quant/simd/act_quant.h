@@ -25,6 +25,7 @@ struct ActQ {
   const float* d = nullptr;         // [nb][n_tok] block scales
   const int32_t* sum = nullptr;     // [nb][n_tok] sum of a block's quants (Q8_32)
   const int16_t* bsum16 = nullptr;  // [n_tok][nb][16] sums of each 16 quants (Q8_256)
+  const int16_t* bsum32 = nullptr;  // [n_tok][nb][8] sums of each 32 quants (Q8_256)
 };
 
 // Bytes of the buffer that holds n_tok rows (64-byte aligned sections inside).
