@@ -144,3 +144,23 @@ def test_negative_controls_fail_bounds(bug):
         print(f"{bug}: prompt {idx}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, "
               f"mismatches = {len(mism)}, bound exceeded {ratio:.1f}x")
         assert ratio > 1.0 or mism, f"{bug} was not detected on prompt {idx}"
+
+
+def cpu_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(flag in line.split() for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("simd", ["scalar", "avx2", "avx512"])
+def test_golden_kl_every_simd_path(simd):
+    """The golden bounds hold on every CPU kernel path (MINNOW_SIMD), not only the one the host picks."""
+    need = {"avx2": "avx2", "avx512": "avx512_vnni"}.get(simd)
+    if need and not cpu_has(need):
+        pytest.skip(f"this CPU has no {need}")
+    for idx, case in enumerate(golden()):
+        kls, mism = kl_figures(case, score_logits(case_tokens(case), env={"MINNOW_SIMD": simd}, device="cpu"))
+        print(f"{simd}: prompt {idx}: mean KL = {kls.mean():.5f}, max KL = {kls.max():.5f}, mismatches = {mism}")
+        assert kls.mean() <= MEAN_KL and kls.max() <= MAX_KL and not mism, f"{simd}: prompt {idx} out of bounds"
