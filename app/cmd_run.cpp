@@ -17,6 +17,8 @@ namespace minnow {
 namespace {
 
 int cmd_run(int argc, char** argv) {
+  // Resident memory before anything is loaded (the program and its shared libraries, e.g. CUDA's).
+  const double rss_start_mib = static_cast<double>(rss_bytes()) / (1024.0 * 1024.0);
   ModelFlags mf;
   std::string prompt;
   int n_predict = -1, n_batch = 2048;
@@ -135,6 +137,7 @@ int cmd_run(int argc, char** argv) {
                     {"predicted_ms", gen_ms},
                     {"predicted_per_second", tg_tps},
                     {"rss_mib", rss_mib},
+                    {"rss_start_mib", rss_start_mib},
                     {"kv_cache_mib", static_cast<double>(lm.backend->kv_cache_bytes()) / (1024.0 * 1024.0)},
                     {"device", lm.backend->name()}};
     const std::string s = "\n" + j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
