@@ -52,13 +52,7 @@ int cmd_chat(int argc, char** argv) {
   args.add_string({"-sys", "--system-prompt"}, &system_prompt, "system prompt (kept when old turns are dropped)");
   args.add_string({"--chat-template-file"}, &template_file, "Jinja chat template file (default: the model's, else ChatML)");
   args.add_int({"-n", "--n-predict"}, &n_predict, "max tokens per reply (-1: until end of turn or context full)");
-  args.add_float({"--temp"}, &sp.temp, "temperature (default 0.8; <= 0: greedy)");
-  args.add_int({"--top-k"}, &sp.top_k, "top-k (default 40; <= 0: off)");
-  args.add_float({"--top-p"}, &sp.top_p, "top-p (default 0.95; 1: off)");
-  args.add_float({"--min-p"}, &sp.min_p, "min-p (default 0.05; 0: off)");
-  args.add_float({"--repeat-penalty"}, &sp.repeat_penalty, "repetition penalty (default 1.0: off)");
-  args.add_int({"--repeat-last-n"}, &sp.repeat_last_n, "tokens the penalty looks back on (default 64; -1: all)");
-  args.add_int({"-s", "--seed"}, &seed, "random seed (default -1: random)");
+  add_sampler_flags(args, sp, seed);
   if (!args.parse(argc, argv, 1)) return 0;
   if (n_predict < -1) throw Error("-n must be >= -1");
   sp.seed = seed;

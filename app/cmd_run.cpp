@@ -29,13 +29,7 @@ int cmd_run(int argc, char** argv) {
   mf.add_to(args);
   args.add_string({"-p", "--prompt"}, &prompt, "prompt text");
   args.add_int({"-n", "--n-predict"}, &n_predict, "tokens to generate (-1: until end of generation or context full)");
-  args.add_float({"--temp"}, &sp.temp, "temperature (default 0.8; <= 0: greedy)");
-  args.add_int({"--top-k"}, &sp.top_k, "top-k (default 40; <= 0: off)");
-  args.add_float({"--top-p"}, &sp.top_p, "top-p (default 0.95; 1: off)");
-  args.add_float({"--min-p"}, &sp.min_p, "min-p (default 0.05; 0: off)");
-  args.add_float({"--repeat-penalty"}, &sp.repeat_penalty, "repetition penalty (default 1.0: off)");
-  args.add_int({"--repeat-last-n"}, &sp.repeat_last_n, "tokens the penalty looks back on (default 64; -1: all)");
-  args.add_int({"-s", "--seed"}, &seed, "random seed (default -1: random)");
+  add_sampler_flags(args, sp, seed);
   args.add_int({"-b", "--batch-size"}, &n_batch, "prompt tokens per forward pass (default 2048)");
   args.add_flag({"--json"}, &json, "end stdout with a JSON object: prompt_tokens, tokens, text, timings");
   args.add_flag({"--special"}, &special, "parse special-token texts in the prompt");

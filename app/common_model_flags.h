@@ -8,12 +8,18 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/args.h"
+#include "sample/sampler.h"
 #include "model/llama_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace minnow {
 
 class ArgParser;
+
+// The sampler flags shared by run and chat (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
+// --repeat-last-n, -s/--seed), bound to sp and seed.
+void add_sampler_flags(ArgParser& args, SamplerParams& sp, int64_t& seed);
 
 struct ModelFlags {
   std::string model;            // -m

@@ -7,15 +7,6 @@
 
 namespace minnow::qimpl {
 
-namespace {
-template <class B>
-B load(const uint8_t* src, int64_t i) {
-  B b;
-  std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(B)), sizeof(B));
-  return b;
-}
-}  // namespace
-
 // Element 128*h + 32*s + l (h: half, s: shift step 0..3, l: 0..31) is bits 2s..2s+1 of qs[32*h + l];
 // sub-block (16 elements) k uses scales[k].
 void dequant_q2_k(const uint8_t* src, float* y, int64_t nb) {

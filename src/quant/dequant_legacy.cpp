@@ -8,12 +8,6 @@
 namespace minnow::qimpl {
 
 namespace {
-template <class B>
-B load(const uint8_t* src, int64_t i) {
-  B b;
-  std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(B)), sizeof(B));
-  return b;
-}
 uint32_t qh_word(const uint8_t qh[4]) {
   return static_cast<uint32_t>(qh[0]) | (static_cast<uint32_t>(qh[1]) << 8) |
          (static_cast<uint32_t>(qh[2]) << 16) | (static_cast<uint32_t>(qh[3]) << 24);
