@@ -140,4 +140,38 @@ struct AttnArgs {
 bool attn_head_dim_supported(int head_dim);
 void attention(const AttnArgs& a, cudaStream_t s);
 
+// ---- Int8 tensor-core GEMM on quantized weights (large batches: prompts, batched decode) ----------------
+// Activations are rounded to int8 per token and per 32 elements (scale d = amax / 127, round to nearest even;
+// llama.cpp's q8_1 idea); the GEMM multiplies them with Q4_K / Q6_K weights in their device layout using
+// mma.sync int8 tensor-core instructions (one int32 result per 32-element sub-block, or per 16-element scale
+// group of Q6_K), then scales to f32 in a fixed K order. Token t's result never depends on how many tokens
+// share the launch or on the tile it lands in (batch invariance). Needs n_in % 256 == 0.
+// out_q[t][i] = round(v[t][i] / d[t][i/32]),  v = x (* inv_rms(x[t]) * norm when d_norm != nullptr)
+// out_s[t][j] = {d[t][j], d[t][j] * sum_{i in block j} out_q[t][i]}
+void quantize_q8(const float* d_x /* [nt][ldx] */, int ldx, int nt, int n_in, const float* d_norm /* [n_in] */,
+                 float eps, int8_t* d_q /* [nt][n_in] */, float* d_s /* [nt][n_in/32][2] */, cudaStream_t s);
+bool gemm_q8_supported(GgmlType t);  // Q4_K, Q6_K
+enum class GemmMode : int {
+  Store = 0,   // y = W x
+  Add = 1,     // y += W x (residual)
+  SwiGLU = 2,  // m[0] = gate, m[1] = up (same n_out): m[0].y = silu(gate x) * (up x)
+};
+struct GemmMat {
+  const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
+  GgmlType type = GgmlType::Q4_K;
+  int n_out = 0;
+  float* d_y = nullptr;  // [nt][ldy]
+  int ldy = 0;
+};
+struct GemmQ8Args {
+  GemmMat m[3];  // up to 3 matrices sharing the input (Q, K, V), each written to its own output
+  int n_mats = 1;
+  int n_in = 0;
+  const int8_t* d_xq = nullptr;  // [nt][n_in] (quantize_q8)
+  const float* d_xs = nullptr;   // [nt][n_in/32][2]
+  int nt = 0;
+  GemmMode mode = GemmMode::Store;
+};
+void gemm_q8(const GemmQ8Args& a, cudaStream_t s);
+
 }  // namespace minnow::cuda
