@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
@@ -236,6 +237,12 @@ class CudaBackend final : public Backend {
         max_mat = std::max(max_mat, size_t(m->n_in) * size_t(m->n_out));
     wdeq_elems_ = std::max(max_mat, std::min(size_t(out_.n_in) * size_t(out_.n_out), size_t(32) << 20));
     d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
+    // int8 GEMM (run_large): activations quantised per token and per 32 elements; MINNOW_CUDA_GEMM=cublas selects
+    // the dequant + cuBLAS path for every matrix (A/B timing).
+    if (const char* e = std::getenv("MINNOW_CUDA_GEMM")) use_q8_ = std::string(e) != "cublas";
+    const size_t max_in = std::max({E, Q, F});
+    d_xq_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * max_in, scratch_bytes_)));
+    d_xs_ = static_cast<float*>(keep(dalloc<float>(U * (max_in / 32) * 2, scratch_bytes_)));
     d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
         cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
     const size_t n_counters = cuda::attn_counter_ints(kAttnGroup, int(p_.n_head), int(p_.n_head_kv));
@@ -482,40 +489,98 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // Large batches use the int8 tensor-core GEMM (cuda::gemm_q8) for Q4_K / Q6_K matrices: activations are
+  // quantised once per input (RMSNorm fused), QKV is one launch, gate+up one launch with SwiGLU in its epilogue,
+  // attn_output and down add into the residual. Other types (or MINNOW_CUDA_GEMM=cublas) take dequant + cuBLAS.
+  bool q8_ok(std::initializer_list<const DevMat*> ms) const {
+    if (!use_q8_) return false;
+    for (const DevMat* m : ms)
+      if (!cuda::gemm_q8_supported(m->type) || m->n_in % 256 != 0) return false;
+    return true;
+  }
+  static cuda::GemmMat gmat(const DevMat& m, float* y, int ldy) {
+    cuda::GemmMat g;
+    g.d_w = m.d;
+    g.type = m.type;
+    g.n_out = m.n_out;
+    g.d_y = y;
+    g.ldy = ldy;
+    return g;
+  }
+  // x[nt][ldx] (RMSNorm with `norm` when given) -> d_xq_ / d_xs_, then y = W x for up to 3 matrices (or SwiGLU).
+  void gemm8(const float* x, int ldx, const float* norm, int nt, std::initializer_list<cuda::GemmMat> ms,
+             cuda::GemmMode mode, int n_in) {
+    cuda::quantize_q8(x, ldx, nt, n_in, norm, float(p_.rms_eps), d_xq_, d_xs_, stream_);
+    cuda::GemmQ8Args g;
+    int i = 0;
+    for (const cuda::GemmMat& m : ms) g.m[i++] = m;
+    g.n_mats = i;
+    g.n_in = n_in;
+    g.d_xq = d_xq_;
+    g.d_xs = d_xs_;
+    g.nt = nt;
+    g.mode = mode;
+    cuda::gemm_q8(g, stream_);
+  }
+
   void run_large(int nt, int n_out) {
-    const int E = int(p_.n_embd);
+    const int E = int(p_.n_embd), Q = int(p_.q_dim()), K = int(p_.k_dim()), V = int(p_.v_dim()), F = int(p_.n_ff);
     const float eps = float(p_.rms_eps);
     cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
     for (size_t l = 0; l < layers_.size(); ++l) {
       const DevLayer& L = layers_[l];
-      cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
-      gemm(L.q, d_h16_, nt, d_q_, int(p_.q_dim()), false);
-      gemm(L.k, d_h16_, nt, d_k_, int(p_.k_dim()), false);
-      gemm(L.v, d_h16_, nt, d_v_, int(p_.v_dim()), false);
+      if (q8_ok({&L.q, &L.k, &L.v})) {
+        gemm8(d_x_, E, L.attn_norm, nt, {gmat(L.q, d_q_, Q), gmat(L.k, d_k_, K), gmat(L.v, d_v_, V)},
+              cuda::GemmMode::Store, E);
+      } else {
+        cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
+        gemm(L.q, d_h16_, nt, d_q_, Q, false);
+        gemm(L.k, d_h16_, nt, d_k_, K, false);
+        gemm(L.v, d_h16_, nt, d_v_, V, false);
+      }
       rope_and_store(int(l), nt);
       for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
-      cuda::f32_to_f16(d_att_, int64_t(nt) * p_.q_dim(), d_h16_, stream_);
-      gemm(L.o, d_h16_, nt, d_x_, E, true);
-      cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
-      gemm(L.gate, d_h16_, nt, d_g_, int(p_.n_ff), false);
-      gemm(L.up, d_h16_, nt, d_u_, int(p_.n_ff), false);
-      cuda::swiglu_f16(d_g_, d_u_, int64_t(nt) * p_.n_ff, d_h16_, stream_);
-      gemm(L.down, d_h16_, nt, d_x_, E, true);
+      if (q8_ok({&L.o})) {
+        gemm8(d_att_, Q, nullptr, nt, {gmat(L.o, d_x_, E)}, cuda::GemmMode::Add, L.o.n_in);
+      } else {
+        cuda::f32_to_f16(d_att_, int64_t(nt) * Q, d_h16_, stream_);
+        gemm(L.o, d_h16_, nt, d_x_, E, true);
+      }
+      const bool ffn8 = q8_ok({&L.gate, &L.up});
+      if (ffn8) {  // d_g_ = silu(gate) * up, f32
+        gemm8(d_x_, E, L.ffn_norm, nt, {gmat(L.gate, d_g_, F), gmat(L.up, nullptr, F)}, cuda::GemmMode::SwiGLU, E);
+      } else {  // d_h16_ = silu(gate) * up, f16
+        cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
+        gemm(L.gate, d_h16_, nt, d_g_, F, false);
+        gemm(L.up, d_h16_, nt, d_u_, F, false);
+        cuda::swiglu_f16(d_g_, d_u_, int64_t(nt) * F, d_h16_, stream_);
+      }
+      if (ffn8 && q8_ok({&L.down})) {
+        gemm8(d_g_, F, nullptr, nt, {gmat(L.down, d_x_, E)}, cuda::GemmMode::Add, L.down.n_in);
+      } else {
+        if (ffn8) cuda::f32_to_f16(d_g_, int64_t(nt) * F, d_h16_, stream_);
+        gemm(L.down, d_h16_, nt, d_x_, E, true);
+      }
     }
     if (n_out > 0) {
-      cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      // Rows wanted are listed in increasing order: n_out == nt means every row, in place.
+      const bool all_rows = n_out == nt;
+      if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      const float* xs = all_rows ? d_x_ : d_sel_;
       if (n_out <= kSmallBatch) {
         cuda::MatvecArgs a;
         a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
         a.n_in = E;
-        a.d_x = d_sel_;
+        a.d_x = xs;
         a.ldx = E;
         a.nb = n_out;
         a.d_norm = out_norm_;
         a.eps = eps;
         cuda::matvec(a, stream_);
+      } else if (q8_ok({&out_})) {
+        gemm8(xs, E, out_norm_, n_out, {gmat(out_, d_logits_, int(p_.n_vocab))}, cuda::GemmMode::Store, E);
       } else {
-        cuda::rmsnorm_f16(d_sel_, E, out_norm_, E, n_out, eps, d_h16_, stream_);
+        cuda::rmsnorm_f16(xs, E, out_norm_, E, n_out, eps, d_h16_, stream_);
         gemm(out_, d_h16_, n_out, d_logits_, int(p_.n_vocab), false);
       }
     }
@@ -537,6 +602,9 @@ class CudaBackend final : public Backend {
   std::vector<DevLayer> layers_;
   size_t weight_alloc_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0, weight_read_bytes_ = 0;
   size_t wdeq_elems_ = 0;
+  bool use_q8_ = true;         // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=cublas: off)
+  int8_t* d_xq_ = nullptr;     // [kUbatch][max(n_embd, q_dim, n_ff)] int8 activations of the GEMM
+  float* d_xs_ = nullptr;      // [kUbatch][max width / 32][2]: scale, scale * sum of the 32 int8 values
   int32_t* d_in_ = nullptr;  // [4][kUbatch]: tokens, positions, sequences, rows whose logits are wanted
   int32_t* h_in_ = nullptr;  // pinned mirror of d_in_
   float *d_x_ = nullptr, *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr, *d_att_ = nullptr;  // [kUbatch][width]
