@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -131,7 +132,7 @@ void ref_gemm(const Mat& m, const Act& a, std::vector<double>& y, std::vector<do
   for (int t = 0; t < a.nt; ++t) {
     double xn = 0;
     for (int i = 0; i < m.n_in; ++i) {
-      xd[i] = double(a.hq[size_t(t) * m.n_in + i]) * a.hs[(size_t(t) * (m.n_in / 32) + i / 32) * 2];
+      xd[i] = double(a.hq[size_t(t) * m.n_in + cuda::q8_pos(i)]) * a.hs[(size_t(t) * (m.n_in / 32) + i / 32) * 2];
       xn += xd[i] * xd[i];
     }
     xn = std::sqrt(xn);
@@ -212,7 +213,7 @@ TEST(CudaGemm, QuantizeMatchesHost) {
             ASSERT_NEAR(gd, d, 2e-6 * d + 1e-30) << "n_in=" << n_in << " nt=" << nt << " t=" << t << " j=" << j;
             long sum = 0;
             for (int i = 0; i < 32; ++i) {
-              const int q = a.hq[size_t(t) * n_in + 32 * j + i];
+              const int q = a.hq[size_t(t) * n_in + cuda::q8_pos(32 * j + i)];
               sum += q;
               const double want = d > 0 ? v[i] / d : 0.0;
               ASSERT_LE(std::fabs(q - want), 0.5 + 1e-3) << "t=" << t << " j=" << j << " i=" << i;
@@ -296,6 +297,45 @@ TEST(CudaGemm, AddSwigluAndSeveralMatrices) {
       ASSERT_TRUE(std::isfinite(y[i])) << i;
       ASSERT_NEAR(y[i], want, tol) << type_name(tg) << "/" << type_name(tu) << " i=" << i;
     }
+  }
+  // SwiGLUQ8: the int8 output equals quantize_q8 applied to the f32 SwiGLU output (same arithmetic).
+  for (GgmlType tu : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int n_out = 160;
+    Mat mg = make_mat(GgmlType::Q4_K, n_in, n_out), mu = make_mat(tu, n_in, n_out);
+    Dev dy(sizeof(float) * size_t(nt) * n_out), dq(size_t(nt) * n_out), ds(sizeof(float) * size_t(nt) * n_out / 16);
+    dq.poison();
+    ds.poison();
+    cuda::GemmQ8Args g;
+    g.m[0] = gm(mg, dy);
+    g.m[1] = gm(mu, dy);
+    g.n_mats = 2;
+    g.n_in = n_in;
+    g.d_xq = a.q->as<int8_t>();
+    g.d_xs = a.s->as<float>();
+    g.nt = nt;
+    g.mode = cuda::GemmMode::SwiGLU;
+    cuda::gemm_q8(g, nullptr);
+    g.mode = cuda::GemmMode::SwiGLUQ8;
+    g.d_q_out = dq.as<int8_t>();
+    g.d_s_out = ds.as<float>();
+    cuda::gemm_q8(g, nullptr);
+    MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> y(size_t(nt) * n_out);
+    dy.get(y.data());
+    Act want = quantize(y, nt, n_out, nullptr, 0.f);
+    std::vector<int8_t> q(size_t(nt) * n_out);
+    std::vector<float> sc(size_t(nt) * n_out / 16);
+    dq.get(q.data());
+    ds.get(sc.data());
+    int differ = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      ASSERT_LE(std::abs(int(q[i]) - int(want.hq[i])), 1) << type_name(tu) << " i=" << i;
+      differ += q[i] != want.hq[i];
+    }
+    for (size_t i = 0; i < sc.size(); ++i)
+      ASSERT_NEAR(sc[i], want.hs[i], 1e-6 * std::fabs(want.hs[i]) + 1e-30) << type_name(tu) << " i=" << i;
+    std::printf("SwiGLUQ8 (up %s): %d of %zu int8 values differ from quantize_q8 of the f32 output\n",
+                std::string(type_name(tu)).c_str(), differ, q.size());
   }
   // Three matrices of different sizes and types in one launch, each into its own output.
   {
@@ -442,6 +482,7 @@ TEST(CudaGemm, PerfTinyLlamaShapes) {
       std::vector<std::vector<std::unique_ptr<Dev>>> w;
       for (const Part& p : sh.parts) w.push_back(random_weights(p.type, sh.n_in, p.n_out, copies, g));
       const int reps = 20;
+      int bn = 0;
       auto run_new = [&](int i) {
         const int c = i % copies;
         cuda::quantize_q8(dx->as<float>(), sh.n_in, nt, sh.n_in, sh.norm ? dn->as<float>() : nullptr, 1e-5f,
@@ -462,6 +503,7 @@ TEST(CudaGemm, PerfTinyLlamaShapes) {
         a.d_xs = xs.as<float>();
         a.nt = nt;
         a.mode = sh.mode;
+        a.bn = bn;
         cuda::gemm_q8(a, nullptr);
       };
       auto run_old = [&](int i) {
@@ -482,13 +524,19 @@ TEST(CudaGemm, PerfTinyLlamaShapes) {
           cuda::swiglu_f16(yb.as<float>(), yb.as<float>() + size_t(nt) * F, int64_t(nt) * F, x16.p, nullptr);
       };
       const double us_new = time_us(run_new, reps), us_old = time_us(run_old, reps);
+      bn = 32;
+      const double us32 = time_us(run_new, reps);
+      bn = 64;
+      const double us64 = time_us(run_new, reps);
       MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
       const int mult = std::string(sh.name).rfind("down 5632->2048 Q4_K", 0) == 0 ? 0 : 1;  // one down per layer
       const int per_model = std::string(sh.name).rfind("output", 0) == 0 ? 1 : 22;
       sum_new += mult * per_model * us_new;
       sum_old += mult * per_model * us_old;
-      std::printf("[perf] nt=%3d %-34s int8 %8.1f us %6.1f TFLOP/s %7.1f GB/s | dequant+cuBLAS %8.1f us %6.1f TFLOP/s\n",
-                  nt, sh.name, us_new, flop / us_new * 1e-6, bytes / us_new * 1e-3, us_old, flop / us_old * 1e-6);
+      std::printf("[perf] nt=%3d %-34s int8 %7.1f us %6.1f TFLOP/s %7.1f GB/s (bn32 %7.1f, bn64 %7.1f) | "
+                  "dequant+cuBLAS %7.1f us %6.1f TFLOP/s\n",
+                  nt, sh.name, us_new, flop / us_new * 1e-6, bytes / us_new * 1e-3, us32, us64, us_old,
+                  flop / us_old * 1e-6);
     }
     std::printf("[perf] nt=%3d matrices of the model (22 layers, down as Q6_K, + output): int8 %.2f ms, "
                 "dequant+cuBLAS %.2f ms\n", nt, sum_new * 1e-3, sum_old * 1e-3);

@@ -240,9 +240,12 @@ class CudaBackend final : public Backend {
     // int8 GEMM (run_large): activations quantised per token and per 32 elements; MINNOW_CUDA_GEMM=cublas selects
     // the dequant + cuBLAS path for every matrix (A/B timing).
     if (const char* e = std::getenv("MINNOW_CUDA_GEMM")) use_q8_ = std::string(e) != "cublas";
+    if (const char* e = std::getenv("MINNOW_CUDA_GEMM_MAX")) q8_max_nt_ = std::atoi(e);
     const size_t max_in = std::max({E, Q, F});
     d_xq_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * max_in, scratch_bytes_)));
     d_xs_ = static_cast<float*>(keep(dalloc<float>(U * (max_in / 32) * 2, scratch_bytes_)));
+    d_xq2_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * F, scratch_bytes_)));
+    d_xs2_ = static_cast<float*>(keep(dalloc<float>(U * (F / 32) * 2, scratch_bytes_)));
     d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
         cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
     const size_t n_counters = cuda::attn_counter_ints(kAttnGroup, int(p_.n_head), int(p_.n_head_kv));
@@ -491,9 +494,10 @@ class CudaBackend final : public Backend {
 
   // Large batches use the int8 tensor-core GEMM (cuda::gemm_q8) for Q4_K / Q6_K matrices: activations are
   // quantised once per input (RMSNorm fused), QKV is one launch, gate+up one launch with SwiGLU in its epilogue,
-  // attn_output and down add into the residual. Other types (or MINNOW_CUDA_GEMM=cublas) take dequant + cuBLAS.
-  bool q8_ok(std::initializer_list<const DevMat*> ms) const {
-    if (!use_q8_) return false;
+  // attn_output and down add into the residual; the gate+up epilogue writes down's int8 input directly. Other
+  // types, chunks of more than MINNOW_CUDA_GEMM_MAX tokens, or MINNOW_CUDA_GEMM=cublas take dequant + cuBLAS.
+  bool q8_ok(int nt, std::initializer_list<const DevMat*> ms) const {
+    if (!use_q8_ || nt > q8_max_nt_) return false;
     for (const DevMat* m : ms)
       if (!cuda::gemm_q8_supported(m->type) || m->n_in % 256 != 0) return false;
     return true;
@@ -507,20 +511,27 @@ class CudaBackend final : public Backend {
     g.ldy = ldy;
     return g;
   }
-  // x[nt][ldx] (RMSNorm with `norm` when given) -> d_xq_ / d_xs_, then y = W x for up to 3 matrices (or SwiGLU).
-  void gemm8(const float* x, int ldx, const float* norm, int nt, std::initializer_list<cuda::GemmMat> ms,
-             cuda::GemmMode mode, int n_in) {
-    cuda::quantize_q8(x, ldx, nt, n_in, norm, float(p_.rms_eps), d_xq_, d_xs_, stream_);
+  // y = W x for up to 3 matrices (or SwiGLU) on int8 activations xq / xs (quantize_q8's layout).
+  void gemm8q(const int8_t* xq, const float* xs, int nt, std::initializer_list<cuda::GemmMat> ms, cuda::GemmMode mode,
+              int n_in, int8_t* q_out = nullptr, float* s_out = nullptr) {
     cuda::GemmQ8Args g;
     int i = 0;
     for (const cuda::GemmMat& m : ms) g.m[i++] = m;
     g.n_mats = i;
     g.n_in = n_in;
-    g.d_xq = d_xq_;
-    g.d_xs = d_xs_;
+    g.d_xq = xq;
+    g.d_xs = xs;
     g.nt = nt;
     g.mode = mode;
+    g.d_q_out = q_out;
+    g.d_s_out = s_out;
     cuda::gemm_q8(g, stream_);
+  }
+  // x[nt][ldx] (RMSNorm with `norm` when given) -> d_xq_ / d_xs_, then gemm8q.
+  void gemm8(const float* x, int ldx, const float* norm, int nt, std::initializer_list<cuda::GemmMat> ms,
+             cuda::GemmMode mode, int n_in) {
+    cuda::quantize_q8(x, ldx, nt, n_in, norm, float(p_.rms_eps), d_xq_, d_xs_, stream_);
+    gemm8q(d_xq_, d_xs_, nt, ms, mode, n_in);
   }
 
   void run_large(int nt, int n_out) {
@@ -529,7 +540,7 @@ class CudaBackend final : public Backend {
     cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
     for (size_t l = 0; l < layers_.size(); ++l) {
       const DevLayer& L = layers_[l];
-      if (q8_ok({&L.q, &L.k, &L.v})) {
+      if (q8_ok(nt, {&L.q, &L.k, &L.v})) {
         gemm8(d_x_, E, L.attn_norm, nt, {gmat(L.q, d_q_, Q), gmat(L.k, d_k_, K), gmat(L.v, d_v_, V)},
               cuda::GemmMode::Store, E);
       } else {
@@ -540,13 +551,21 @@ class CudaBackend final : public Backend {
       }
       rope_and_store(int(l), nt);
       for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
-      if (q8_ok({&L.o})) {
+      if (q8_ok(nt, {&L.o})) {
         gemm8(d_att_, Q, nullptr, nt, {gmat(L.o, d_x_, E)}, cuda::GemmMode::Add, L.o.n_in);
       } else {
         cuda::f32_to_f16(d_att_, int64_t(nt) * Q, d_h16_, stream_);
         gemm(L.o, d_h16_, nt, d_x_, E, true);
       }
-      const bool ffn8 = q8_ok({&L.gate, &L.up});
+      const bool ffn8 = q8_ok(nt, {&L.gate, &L.up});
+      const bool down8 = ffn8 && q8_ok(nt, {&L.down}) && F % 32 == 0;
+      if (down8) {  // silu(gate) * up written as int8 (d_xq2_, d_xs2_) by the gate+up epilogue, read by down
+        cuda::quantize_q8(d_x_, E, nt, E, L.ffn_norm, eps, d_xq_, d_xs_, stream_);
+        gemm8q(d_xq_, d_xs_, nt, {gmat(L.gate, nullptr, F), gmat(L.up, nullptr, F)}, cuda::GemmMode::SwiGLUQ8, E,
+               d_xq2_, d_xs2_);
+        gemm8q(d_xq2_, d_xs2_, nt, {gmat(L.down, d_x_, E)}, cuda::GemmMode::Add, L.down.n_in);
+        continue;
+      }
       if (ffn8) {  // d_g_ = silu(gate) * up, f32
         gemm8(d_x_, E, L.ffn_norm, nt, {gmat(L.gate, d_g_, F), gmat(L.up, nullptr, F)}, cuda::GemmMode::SwiGLU, E);
       } else {  // d_h16_ = silu(gate) * up, f16
@@ -555,12 +574,8 @@ class CudaBackend final : public Backend {
         gemm(L.up, d_h16_, nt, d_u_, F, false);
         cuda::swiglu_f16(d_g_, d_u_, int64_t(nt) * F, d_h16_, stream_);
       }
-      if (ffn8 && q8_ok({&L.down})) {
-        gemm8(d_g_, F, nullptr, nt, {gmat(L.down, d_x_, E)}, cuda::GemmMode::Add, L.down.n_in);
-      } else {
-        if (ffn8) cuda::f32_to_f16(d_g_, int64_t(nt) * F, d_h16_, stream_);
-        gemm(L.down, d_h16_, nt, d_x_, E, true);
-      }
+      if (ffn8) cuda::f32_to_f16(d_g_, int64_t(nt) * F, d_h16_, stream_);
+      gemm(L.down, d_h16_, nt, d_x_, E, true);
     }
     if (n_out > 0) {
       // Rows wanted are listed in increasing order: n_out == nt means every row, in place.
@@ -577,7 +592,7 @@ class CudaBackend final : public Backend {
         a.d_norm = out_norm_;
         a.eps = eps;
         cuda::matvec(a, stream_);
-      } else if (q8_ok({&out_})) {
+      } else if (q8_ok(n_out, {&out_})) {
         gemm8(xs, E, out_norm_, n_out, {gmat(out_, d_logits_, int(p_.n_vocab))}, cuda::GemmMode::Store, E);
       } else {
         cuda::rmsnorm_f16(xs, E, out_norm_, E, n_out, eps, d_h16_, stream_);
@@ -603,7 +618,10 @@ class CudaBackend final : public Backend {
   size_t weight_alloc_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0, weight_read_bytes_ = 0;
   size_t wdeq_elems_ = 0;
   bool use_q8_ = true;         // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=cublas: off)
+  int q8_max_nt_ = kUbatch;    // ... for chunks of at most this many tokens (MINNOW_CUDA_GEMM_MAX)
   int8_t* d_xq_ = nullptr;     // [kUbatch][max(n_embd, q_dim, n_ff)] int8 activations of the GEMM
+  int8_t* d_xq2_ = nullptr;    // [kUbatch][n_ff] int8 input of ffn_down (written by the gate+up epilogue)
+  float* d_xs2_ = nullptr;     // [kUbatch][n_ff / 32][2]
   float* d_xs_ = nullptr;      // [kUbatch][max width / 32][2]: scale, scale * sum of the 32 int8 values
   int32_t* d_in_ = nullptr;  // [4][kUbatch]: tokens, positions, sequences, rows whose logits are wanted
   int32_t* h_in_ = nullptr;  // pinned mirror of d_in_

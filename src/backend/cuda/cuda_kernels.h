@@ -146,8 +146,13 @@ void attention(const AttnArgs& a, cudaStream_t s);
 // mma.sync int8 tensor-core instructions (one int32 result per 32-element sub-block, or per 16-element scale
 // group of Q6_K), then scales to f32 in a fixed K order. Token t's result never depends on how many tokens
 // share the launch or on the tile it lands in (batch invariance). Needs n_in % 256 == 0.
-// out_q[t][i] = round(v[t][i] / d[t][i/32]),  v = x (* inv_rms(x[t]) * norm when d_norm != nullptr)
-// out_s[t][j] = {d[t][j], d[t][j] * sum_{i in block j} out_q[t][i]}
+// out_q[t][q8_pos(i)] = round(v[t][i] / d[t][i/32]),  v = x (* inv_rms(x[t]) * norm when d_norm != nullptr)
+// out_s[t][j] = {d[t][j], d[t][j] * sum_{i in block j} q}
+// Within each 64 elements the int8 values are stored in the order the GEMM's fragments read them:
+inline int q8_pos(int i) {
+  const int k = i & 31;
+  return (i & ~63) + 16 * ((k & 15) >> 2) + 8 * ((i >> 5) & 1) + 4 * (k >> 4) + (k & 3);
+}
 void quantize_q8(const float* d_x /* [nt][ldx] */, int ldx, int nt, int n_in, const float* d_norm /* [n_in] */,
                  float eps, int8_t* d_q /* [nt][n_in] */, float* d_s /* [nt][n_in/32][2] */, cudaStream_t s);
 bool gemm_q8_supported(GgmlType t);  // Q4_K, Q6_K
@@ -155,6 +160,8 @@ enum class GemmMode : int {
   Store = 0,   // y = W x
   Add = 1,     // y += W x (residual)
   SwiGLU = 2,  // m[0] = gate, m[1] = up (same n_out): m[0].y = silu(gate x) * (up x)
+  SwiGLUQ8 = 3,  // as SwiGLU, but the result is written as quantize_q8 would write it (d_q_out, d_s_out; the same
+                 // values); needs n_out % 32 == 0
 };
 struct GemmMat {
   const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
@@ -171,6 +178,9 @@ struct GemmQ8Args {
   const float* d_xs = nullptr;   // [nt][n_in/32][2]
   int nt = 0;
   GemmMode mode = GemmMode::Store;
+  int8_t* d_q_out = nullptr;  // SwiGLUQ8: [nt][n_out] (q8_pos order)
+  float* d_s_out = nullptr;    // SwiGLUQ8: [nt][n_out/32][2]
+  int bn = 0;  // tokens per block tile: 32 or 64; 0 = chosen from the grid size (results are the same either way)
 };
 void gemm_q8(const GemmQ8Args& a, cudaStream_t s);
 
