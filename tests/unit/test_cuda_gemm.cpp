@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "common/error.h"
 #include "quant/quant_ref.h"
 
 using namespace minnow;
@@ -226,6 +227,26 @@ TEST(CudaGemm, QuantizeMatchesHost) {
   }
 }
 
+TEST(CudaGemm, RejectsBadShapes) {
+  REQUIRE_GPU();
+  Dev x(sizeof(float) * 4 * 160), q(4 * 160), sc(sizeof(float) * 4 * 10);
+  // The int8 values are permuted per 64 elements: a row of 5 blocks of 32 would spill into the next row.
+  EXPECT_THROW(cuda::quantize_q8(x.as<float>(), 160, 4, 160, nullptr, 0.f, q.as<int8_t>(), sc.as<float>(), nullptr),
+               Error);
+  Mat m = make_mat(GgmlType::Q4_K, 256, 8);
+  Dev y(sizeof(float) * 4 * 8);
+  cuda::GemmQ8Args g;
+  g.m[0] = gm(m, y);
+  g.n_in = 160;
+  g.d_xq = q.as<int8_t>();
+  g.d_xs = sc.as<float>();
+  g.nt = 4;
+  EXPECT_THROW(cuda::gemm_q8(g, nullptr), Error);  // n_in not a multiple of 256
+  g.n_in = 256;
+  g.m[0].type = GgmlType::Q8_0;
+  EXPECT_THROW(cuda::gemm_q8(g, nullptr), Error);  // unsupported weight type
+}
+
 TEST(CudaGemm, MatchesReference) {
   REQUIRE_GPU();
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
@@ -300,7 +321,7 @@ TEST(CudaGemm, AddSwigluAndSeveralMatrices) {
   }
   // SwiGLUQ8: the int8 output equals quantize_q8 applied to the f32 SwiGLU output (same arithmetic).
   for (GgmlType tu : {GgmlType::Q4_K, GgmlType::Q6_K}) {
-    const int n_out = 160;
+    const int n_out = 192;
     Mat mg = make_mat(GgmlType::Q4_K, n_in, n_out), mu = make_mat(tu, n_in, n_out);
     Dev dy(sizeof(float) * size_t(nt) * n_out), dq(size_t(nt) * n_out), ds(sizeof(float) * size_t(nt) * n_out / 16);
     dq.poison();
@@ -471,6 +492,13 @@ TEST(CudaGemm, PerfTinyLlamaShapes) {
   Dev w16(sizeof(__half) * size_t(NV) * E);
   for (int nt : {128, 512}) {
     double sum_new = 0, sum_old = 0;
+    for (int n_in : {E, F}) {
+      const double us = time_us([&](int) {
+        cuda::quantize_q8(dx->as<float>(), n_in, nt, n_in, n_in == E ? dn->as<float>() : nullptr, 1e-5f,
+                          xq.as<int8_t>(), xs.as<float>(), nullptr);
+      }, 20);
+      std::printf("[perf] nt=%3d quantize_q8 n_in=%d%s: %.1f us\n", nt, n_in, n_in == E ? " (RMSNorm)" : "", us);
+    }
     for (const Shape& sh : shapes) {
       size_t bytes = 0;
       double flop = 0;

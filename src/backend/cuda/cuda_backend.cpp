@@ -237,15 +237,19 @@ class CudaBackend final : public Backend {
         max_mat = std::max(max_mat, size_t(m->n_in) * size_t(m->n_out));
     wdeq_elems_ = std::max(max_mat, std::min(size_t(out_.n_in) * size_t(out_.n_out), size_t(32) << 20));
     d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
-    // int8 GEMM (run_large): activations quantised per token and per 32 elements; MINNOW_CUDA_GEMM=cublas selects
-    // the dequant + cuBLAS path for every matrix (A/B timing).
-    if (const char* e = std::getenv("MINNOW_CUDA_GEMM")) use_q8_ = std::string(e) != "cublas";
+    // int8 tensor-core GEMM in run_large (activations quantised per token and per 32 elements): off by default
+    // (measured slower than dequant + cuBLAS on the H100 and above the golden KL bound on one prompt; see
+    // docs/cuda_notes.md, "Large batches: int8 GEMM"); MINNOW_CUDA_GEMM=q8 turns it on for chunks of at most
+    // MINNOW_CUDA_GEMM_MAX tokens (default all).
+    if (const char* e = std::getenv("MINNOW_CUDA_GEMM")) use_q8_ = std::string(e) == "q8";
     if (const char* e = std::getenv("MINNOW_CUDA_GEMM_MAX")) q8_max_nt_ = std::atoi(e);
-    const size_t max_in = std::max({E, Q, F});
-    d_xq_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * max_in, scratch_bytes_)));
-    d_xs_ = static_cast<float*>(keep(dalloc<float>(U * (max_in / 32) * 2, scratch_bytes_)));
-    d_xq2_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * F, scratch_bytes_)));
-    d_xs2_ = static_cast<float*>(keep(dalloc<float>(U * (F / 32) * 2, scratch_bytes_)));
+    if (use_q8_) {
+      const size_t max_in = std::max({E, Q, F});
+      d_xq_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * max_in, scratch_bytes_)));
+      d_xs_ = static_cast<float*>(keep(dalloc<float>(U * (max_in / 32) * 2, scratch_bytes_)));
+      d_xq2_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * F, scratch_bytes_)));
+      d_xs2_ = static_cast<float*>(keep(dalloc<float>(U * (F / 32) * 2, scratch_bytes_)));
+    }
     d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
         cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
     const size_t n_counters = cuda::attn_counter_ints(kAttnGroup, int(p_.n_head), int(p_.n_head_kv));
@@ -492,10 +496,11 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Large batches use the int8 tensor-core GEMM (cuda::gemm_q8) for Q4_K / Q6_K matrices: activations are
-  // quantised once per input (RMSNorm fused), QKV is one launch, gate+up one launch with SwiGLU in its epilogue,
-  // attn_output and down add into the residual; the gate+up epilogue writes down's int8 input directly. Other
-  // types, chunks of more than MINNOW_CUDA_GEMM_MAX tokens, or MINNOW_CUDA_GEMM=cublas take dequant + cuBLAS.
+  // With MINNOW_CUDA_GEMM=q8, large batches use the int8 tensor-core GEMM (cuda::gemm_q8) for Q4_K / Q6_K
+  // matrices: activations are quantised once per input (RMSNorm fused), QKV is one launch, gate+up one launch
+  // with SwiGLU in its epilogue, attn_output and down add into the residual; the gate+up epilogue writes down's
+  // int8 input directly. Otherwise (the default), other types, or chunks of more than MINNOW_CUDA_GEMM_MAX
+  // tokens: dequant to f16 + cuBLAS.
   bool q8_ok(int nt, std::initializer_list<const DevMat*> ms) const {
     if (!use_q8_ || nt > q8_max_nt_) return false;
     for (const DevMat* m : ms)
@@ -558,7 +563,7 @@ class CudaBackend final : public Backend {
         gemm(L.o, d_h16_, nt, d_x_, E, true);
       }
       const bool ffn8 = q8_ok(nt, {&L.gate, &L.up});
-      const bool down8 = ffn8 && q8_ok(nt, {&L.down}) && F % 32 == 0;
+      const bool down8 = ffn8 && q8_ok(nt, {&L.down}) && F % 64 == 0;
       if (down8) {  // silu(gate) * up written as int8 (d_xq2_, d_xs2_) by the gate+up epilogue, read by down
         cuda::quantize_q8(d_x_, E, nt, E, L.ffn_norm, eps, d_xq_, d_xs_, stream_);
         gemm8q(d_xq_, d_xs_, nt, {gmat(L.gate, nullptr, F), gmat(L.up, nullptr, F)}, cuda::GemmMode::SwiGLUQ8, E,
@@ -617,7 +622,7 @@ class CudaBackend final : public Backend {
   std::vector<DevLayer> layers_;
   size_t weight_alloc_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0, weight_read_bytes_ = 0;
   size_t wdeq_elems_ = 0;
-  bool use_q8_ = true;         // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=cublas: off)
+  bool use_q8_ = false;        // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=q8: on)
   int q8_max_nt_ = kUbatch;    // ... for chunks of at most this many tokens (MINNOW_CUDA_GEMM_MAX)
   int8_t* d_xq_ = nullptr;     // [kUbatch][max(n_embd, q_dim, n_ff)] int8 activations of the GEMM
   int8_t* d_xq2_ = nullptr;    // [kUbatch][n_ff] int8 input of ffn_down (written by the gate+up epilogue)

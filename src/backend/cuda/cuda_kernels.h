@@ -148,7 +148,8 @@ void attention(const AttnArgs& a, cudaStream_t s);
 // share the launch or on the tile it lands in (batch invariance). Needs n_in % 256 == 0.
 // out_q[t][q8_pos(i)] = round(v[t][i] / d[t][i/32]),  v = x (* inv_rms(x[t]) * norm when d_norm != nullptr)
 // out_s[t][j] = {d[t][j], d[t][j] * sum_{i in block j} q}
-// Within each 64 elements the int8 values are stored in the order the GEMM's fragments read them:
+// Within each 64 elements the int8 values are stored in the order the GEMM's fragments read them (so quantize_q8
+// needs n_in % 64 == 0):
 inline int q8_pos(int i) {
   const int k = i & 31;
   return (i & ~63) + 16 * ((k & 15) >> 2) + 8 * ((i >> 5) & 1) + 4 * (k >> 4) + (k & 3);
@@ -161,7 +162,7 @@ enum class GemmMode : int {
   Add = 1,     // y += W x (residual)
   SwiGLU = 2,  // m[0] = gate, m[1] = up (same n_out): m[0].y = silu(gate x) * (up x)
   SwiGLUQ8 = 3,  // as SwiGLU, but the result is written as quantize_q8 would write it (d_q_out, d_s_out; the same
-                 // values); needs n_out % 32 == 0
+                 // values); needs n_out % 64 == 0
 };
 struct GemmMat {
   const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]

@@ -482,7 +482,7 @@ bool gemm_q8_supported(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType
 void quantize_q8(const float* d_x, int ldx, int nt, int n_in, const float* d_norm, float eps, int8_t* d_q, float* d_s,
                  cudaStream_t s) {
   if (nt <= 0) return;
-  if (n_in % 32 != 0) throw Error("quantize_q8: n_in must be a multiple of 32");
+  if (n_in <= 0 || n_in % 64 != 0) throw Error("quantize_q8: n_in must be a positive multiple of 64");
   k_quantize_q8<<<unsigned(nt), 256, 0, s>>>(d_x, ldx, n_in, d_norm, eps, d_q, d_s);
   check(cudaGetLastError(), "quantize_q8 launch");
 }
@@ -494,8 +494,8 @@ void gemm_q8(const GemmQ8Args& a, cudaStream_t s) {
   const int n_mats = swiglu ? 2 : a.n_mats;
   if (n_mats < 1 || n_mats > 3) throw Error("gemm_q8: 1 to 3 matrices");
   if (swiglu && a.m[0].n_out != a.m[1].n_out) throw Error("gemm_q8: gate and up differ in size");
-  if (a.mode == GemmMode::SwiGLUQ8 && (a.m[0].n_out % 32 != 0 || !a.d_q_out || !a.d_s_out))
-    throw Error("gemm_q8: SwiGLUQ8 needs n_out % 32 == 0 and int8 output buffers");
+  if (a.mode == GemmMode::SwiGLUQ8 && (a.m[0].n_out % 64 != 0 || !a.d_q_out || !a.d_s_out))
+    throw Error("gemm_q8: SwiGLUQ8 needs n_out % 64 == 0 and int8 output buffers");
   KArgs k{};
   bool any_q6 = false;
   int row_tiles = 0;
