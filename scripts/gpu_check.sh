@@ -8,8 +8,11 @@
 #   4. writes the TinyLlama-shaped Q4_K_M model with synth_model, compares GPU and CPU logits (same KL bounds)
 #      and greedy output on a few prompts;
 #   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last;
-#      then tg128 (depth 0 and 2048) again with each env setting of GPU_CHECK_AB (default: MINNOW_CUDA_V11=1,
-#      the v11 mat-vec; MINNOW_CUDA_PREFETCH=1 / =2: L2 weight prefetch) and once more with the default path.
+#      then tg128 (depth 0 and 2048) again with each env setting of GPU_CHECK_AB (default:
+#      MINNOW_CUDA_PERSISTENT=0, the kernel-per-op graphs; others: MINNOW_CUDA_V11=1, MINNOW_CUDA_PREFETCH=1 / =2)
+#      and once more with the default path;
+#   4b. checks bitwise batch invariance of the small-batch paths (tests/py/test_cuda_batch_invariance.py);
+#   6. (GPU_CHECK_SERVER=1, default) the server load bench (tests/py/server_bench.py) at 32 and 128 clients.
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
@@ -48,6 +51,8 @@ else
   note "built on the device in $(( $(date +%s) - t0 )) s"
 fi
 
+ONLY=${GPU_CHECK_ONLY:-}  # "bench": skip the unit tests, golden checks and GPU-vs-CPU comparison
+if [ "$ONLY" != bench ]; then
 # ---- 2. unit tests and kernel timings ------------------------------------------------------------------
 timeout 180 "$BIN/test_cuda_kernels" > "$OUT/unit.log" 2>&1
 rc=$?
@@ -75,6 +80,7 @@ rc=$?
 grep -E "prompt [0-9]|passed|failed|Error|assert" "$OUT/golden.log" | head -30
 note "golden (GPU, tests/py/test_golden.py -k 'golden_kl or greedy_run'): rc=$rc: $(tail -1 "$OUT/golden.log")"
 
+fi  # ONLY != bench
 [ "$MODE" = quick ] && { printf '%s\n' "${summary[@]}"; exit 0; }
 
 # ---- 4. TinyLlama-shaped model: GPU vs CPU --------------------------------------------------------------
@@ -83,7 +89,7 @@ t0=$(date +%s)
 "$BIN/synth_model" --preset tinyllama-1.1b --vocab "$SHARED/vocab/ggml-vocab-llama-spm.gguf" --type Q4_K_M -o $TL -t 16 \
   > "$OUT/synth.log" 2>&1 || { tail -5 "$OUT/synth.log"; note "synth_model FAILED"; }
 note "synth_model: $(( $(date +%s) - t0 )) s, $(du -m $TL 2>/dev/null | cut -f1) MiB"
-if [ -f $TL ]; then
+if [ -f $TL ] && [ "$ONLY" != bench ]; then
   BIN=$BIN TL=$TL timeout 400 python3 - <<'PY' 2>&1 | tee "$OUT/compare.log"
 import json, os, subprocess, sys, tempfile
 import numpy as np
@@ -129,7 +135,22 @@ for prompt in ["The capital of France is", "Once upon a time, in a small village
 print("TL GPU vs CPU:", "OK" if ok else "FAIL")
 PY
   note "$(tail -1 "$OUT/compare.log")"
+fi
+if [ -f $TL ]; then
 
+  # ---- 4b. bitwise batch invariance of the small-batch paths (persistent kernel vs per-op graphs, batch 1-32) --
+  MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED MINNOW_TL_MODEL=$TL timeout 400 python3 -m pytest -q -s \
+    tests/py/test_cuda_batch_invariance.py -p no:cacheprovider > "$OUT/invariance.log" 2>&1
+  rc=$?
+  grep -E "max \|diff\||passed|failed|skipped|Error|assert" "$OUT/invariance.log" | head -30
+  note "batch invariance (tests/py/test_cuda_batch_invariance.py, tiny-llama + TinyLlama-shaped): rc=$rc: $(tail -1 "$OUT/invariance.log")"
+
+  if [ "${GPU_CHECK_TRACE:-0}" = 1 ]; then  # where the persistent kernel's time goes (stderr of one short run each)
+    for d in 0 2048; do
+      MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
+        grep -A8 "persistent trace" | head -9
+    done
+  fi
   # ---- 5. speed ---------------------------------------------------------------------------------------------
   timeout 240 "$BIN/minnow" bench --device cuda -m $TL -p 512 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench.json" 2> "$OUT/bench.err"
   tail -3 "$OUT/bench.err"
@@ -145,8 +166,8 @@ for r in rows:
           + (f"{gbs:.0f} | {100 * gbs / 3040:.1f}% |" if r["n_gen"] else "- | - |"))
 PY
   # ---- 5b. the same decode tests with older paths selected by env (A/B in the same call) -------------------
-  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_V11=1 MINNOW_CUDA_PREFETCH=1 MINNOW_CUDA_PREFETCH=2}; do
-    env "$ab" timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
+  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_PERSISTENT=0}; do
+    env ${ab//,/ } timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
       > "$OUT/bench_$ab.json" 2> "$OUT/bench_$ab.err"
     python3 - "$OUT/bench_$ab.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
 import json, sys
@@ -165,6 +186,17 @@ for r in json.load(open(sys.argv[1])):
     gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9
     print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | {gbs:.0f} | {100 * gbs / 3040:.1f}% |")
 PY
+  # ---- 6. server load (issue 6): 32 clients with batch invariance checked on all 32, then 128 clients ---------
+  if [ "${GPU_CHECK_SERVER:-1}" != 0 ]; then
+    for spec in "32 32" "128 16"; do
+      set -- $spec
+      MINNOW_BIN=$BIN/minnow timeout 240 python3 tests/py/server_bench.py --model $TL --device cuda --parallel "$1" \
+        --ctx 512 --clients "$1" --prompt-tokens 128 --gen-tokens 128 --alone "$2" > "$OUT/server_$1.log" 2>&1
+      grep -E "clients x|single client|latency|scheduler|invariance|first error|slots busy" "$OUT/server_$1.log"
+      note "server $1 clients: $(grep -E "clients x" "$OUT/server_$1.log" | sed 's/.*errors; //') | $(grep invariance "$OUT/server_$1.log")"
+    done
+    set --
+  fi
 fi
 echo
 echo "==== summary ($(head -2 "$OUT/gpu.txt" | tail -1))"

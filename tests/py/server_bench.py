@@ -41,10 +41,11 @@ def main():
     ap.add_argument("--alone", type=int, default=8)
     ap.add_argument("--vocab-lo", type=int, default=300)
     ap.add_argument("--vocab-hi", type=int, default=30000)
+    ap.add_argument("--server-args", default="", help="extra `minnow serve` flags, e.g. --split-passes")
     a = ap.parse_args()
     rng = random.Random(1)
     prompts = [[rng.randrange(a.vocab_lo, a.vocab_hi) for _ in range(a.prompt_tokens)] for _ in range(a.clients)]
-    args = ["--device", a.device, "--parallel", str(a.parallel), "-c", str(a.ctx), "--queue", str(a.clients)]
+    args = ["--device", a.device, "--parallel", str(a.parallel), "-c", str(a.ctx), "--queue", str(a.clients)] + a.server_args.split()
     with Server(a.model, args, timeout=600) as srv:
         print("".join(srv.log).strip())
         run(srv, prompts[0], 8)  # warm-up (graphs, allocations)

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +79,7 @@ class CudaBackend final : public Backend {
     n_ctx_ = opt.n_ctx;
     if (const char* e = std::getenv("MINNOW_CUDA_PREFETCH")) prefetch_ = std::atoi(e);
     if (const char* e = std::getenv("MINNOW_CUDA_V11")) v11_ = std::string(e) == "1";
+    if (const char* e = std::getenv("MINNOW_CUDA_PERSISTENT")) persistent_ = std::string(e) == "1";
     n_seq_ = opt.n_seq_max;
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cublas_check(cublasCreate(&blas_), "cublasCreate");
@@ -127,7 +129,7 @@ class CudaBackend final : public Backend {
       }
       check(cudaMemcpyAsync(d_in_, h_in_, sizeof(int32_t) * 4 * kUbatch, cudaMemcpyHostToDevice, stream_), "upload batch");
       if (nt <= kSmallBatch) {
-        launch_graph(nt, n_out);
+        if (!launch_persistent(nt, n_out)) launch_graph(nt, n_out);
       } else {
         run_large(nt, n_out);
       }
@@ -318,7 +320,7 @@ class CudaBackend final : public Backend {
     cuda::rope_kv(r, stream_);
   }
 
-  void attend(int layer, int t0, int nt) {
+  cuda::AttnArgs attn_args(int layer, int t0, int nt) const {
     cuda::AttnArgs a;
     a.d_q = d_q_ + size_t(t0) * p_.q_dim();
     a.ldq = int(p_.q_dim());
@@ -336,8 +338,9 @@ class CudaBackend final : public Backend {
     a.d_counters = d_attn_counters_;
     a.d_out = d_att_ + size_t(t0) * p_.q_dim();
     a.ldo = int(p_.q_dim());
-    cuda::attention(a, stream_);
+    return a;
   }
+  void attend(int layer, int t0, int nt) { cuda::attention(attn_args(layer, t0, nt), stream_); }
 
   // L2 prefetch schedule of the small-batch pass: mat-vec kernel i prefetches the weights of mat-vec kernel i + 2
   // (Q,K,V(l) -> gate,up(l); O(l) -> down(l); gate,up(l) -> Q,K,V(l+1); down(l) -> O(l+1); the last layer's
@@ -368,14 +371,18 @@ class CudaBackend final : public Backend {
     return r;
   }
 
-  // The small-batch forward pass (mat-vec kernels); everything reads its inputs from d_in_, so it can be captured.
-  void enqueue_small(int nt, int n_out) {
+  // The per-layer work of a small batch, in order: per layer QKV (RMSNorm, RoPE and the KV-cache write fused),
+  // attention, attn_output (+= residual), gate+up (RMSNorm, SwiGLU fused), down (+= residual). Every argument
+  // reads its inputs from d_in_ and fixed buffers, so the same list serves the captured graph and the
+  // persistent kernel.
+  std::vector<cuda::DecodeStage> layer_stages(int nt) const {
     const int E = int(p_.n_embd);
     const float eps = float(p_.rms_eps);
-    cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
+    std::vector<cuda::DecodeStage> st;
     for (size_t l = 0; l < layers_.size(); ++l) {
       const DevLayer& L = layers_[l];
-      cuda::MatvecArgs a;
+      cuda::DecodeStage s;
+      cuda::MatvecArgs& a = s.mv;
       a.m[0] = mv(L.q, d_q_, int(p_.q_dim()));
       a.m[1] = mv(L.k, d_k_, int(p_.k_dim()));
       a.m[2] = mv(L.v, d_v_, int(p_.v_dim()));
@@ -386,7 +393,7 @@ class CudaBackend final : public Backend {
       a.nb = nt;
       a.d_norm = L.attn_norm;
       a.eps = eps;
-      a.mode = cuda::MvMode::QkvRope;  // RoPE and the KV-cache write are fused into the epilogue
+      a.mode = cuda::MvMode::QkvRope;
       a.d_pos = d_pos();
       a.d_seq = d_seq();
       a.head_dim = int(p_.head_dim_k);
@@ -397,65 +404,113 @@ class CudaBackend final : public Backend {
       a.d_vcache = vcache(int(l));
       a.n_ctx = n_ctx_;
       a.d_rope = d_rope_;
-      add_pf(a, L.gate);
-      add_pf(a, L.up);
-      cuda::matvec(a, stream_);
-      attend(int(l), 0, nt);
-      cuda::MatvecArgs o;
-      o.m[0] = mv(L.o, d_x_, E);
-      o.n_in = L.o.n_in;
-      o.d_x = d_att_;
-      o.ldx = int(p_.q_dim());
-      o.nb = nt;
-      o.mode = cuda::MvMode::Add;
-      add_pf(o, L.down);
-      cuda::matvec(o, stream_);
-      cuda::MatvecArgs f;
-      f.m[0] = mv(L.gate, d_g_, int(p_.n_ff));
-      f.m[1] = mv(L.up, nullptr, int(p_.n_ff));
-      f.n_mats = 2;
-      f.n_in = E;
-      f.d_x = d_x_;
-      f.ldx = E;
-      f.nb = nt;
-      f.d_norm = L.ffn_norm;
-      f.eps = eps;
-      f.mode = cuda::MvMode::SwiGLU;
-      const bool last = l + 1 == layers_.size();
-      if (!last) {
-        add_pf(f, layers_[l + 1].q);
-        add_pf(f, layers_[l + 1].k);
-        add_pf(f, layers_[l + 1].v);
+      st.push_back(s);
+      cuda::DecodeStage at;
+      at.attention = true;
+      at.at = attn_args(int(l), 0, nt);
+      st.push_back(at);
+      cuda::DecodeStage o;
+      o.mv.m[0] = mv(L.o, d_x_, E);
+      o.mv.n_in = L.o.n_in;
+      o.mv.d_x = d_att_;
+      o.mv.ldx = int(p_.q_dim());
+      o.mv.nb = nt;
+      o.mv.mode = cuda::MvMode::Add;
+      st.push_back(o);
+      cuda::DecodeStage f;
+      f.mv.m[0] = mv(L.gate, d_g_, int(p_.n_ff));
+      f.mv.m[1] = mv(L.up, nullptr, int(p_.n_ff));
+      f.mv.n_mats = 2;
+      f.mv.n_in = E;
+      f.mv.d_x = d_x_;
+      f.mv.ldx = E;
+      f.mv.nb = nt;
+      f.mv.d_norm = L.ffn_norm;
+      f.mv.eps = eps;
+      f.mv.mode = cuda::MvMode::SwiGLU;
+      st.push_back(f);
+      cuda::DecodeStage d;
+      d.mv.m[0] = mv(L.down, d_x_, E);
+      d.mv.n_in = L.down.n_in;
+      d.mv.d_x = d_g_;
+      d.mv.ldx = int(p_.n_ff);
+      d.mv.nb = nt;
+      d.mv.mode = cuda::MvMode::Add;
+      st.push_back(d);
+    }
+    return st;
+  }
+
+  // Logits of the wanted rows (after every layer): output RMSNorm + output mat-vec.
+  void enqueue_output(int nt, int n_out) {
+    if (n_out <= 0) return;
+    const int E = int(p_.n_embd);
+    // Rows wanted are listed in increasing order, so n_out == nt means all of them in place: the output
+    // mat-vec then reads d_x_ directly (one kernel less, and its weight copy overlaps the last down kernel).
+    const bool all_rows = n_out == nt && !v11_;
+    if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+    cuda::MatvecArgs a;
+    a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
+    a.n_in = E;
+    a.d_x = all_rows ? d_x_ : d_sel_;
+    a.ldx = E;
+    a.nb = n_out;
+    a.d_norm = out_norm_;
+    a.eps = float(p_.rms_eps);
+    cuda::matvec(a, stream_);
+  }
+
+  // The small-batch forward pass, one kernel per op (mat-vec kernels); captured as a graph by launch_graph.
+  // With MINNOW_CUDA_PREFETCH, mat-vec i also prefetches the weights of mat-vec i + 2 into L2 (see add_pf).
+  void enqueue_small(int nt, int n_out) {
+    cuda::get_rows(embd_.type, embd_.d, int(p_.n_embd), d_tokens(), nt, d_x_, stream_);
+    std::vector<cuda::DecodeStage> st = layer_stages(nt);
+    std::vector<cuda::MatvecArgs*> mvs;
+    for (auto& s : st)
+      if (!s.attention) mvs.push_back(&s.mv);
+    for (size_t i = 0; i < mvs.size(); ++i) {
+      if (i + 2 < mvs.size()) {
+        const cuda::MatvecArgs& t = *mvs[i + 2];
+        for (int k = 0; k < t.n_mats; ++k)
+          for (const DevLayer& L : layers_)
+            for (const DevMat* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+              if (m->d == t.m[k].d_w) {
+                add_pf(*mvs[i], *m);
+                goto next_mat;
+              }
+        next_mat:;
       } else if (n_out > 0) {
-        add_pf(f, out_, 0, kPfOut);
+        add_pf(*mvs[i], out_, (i + 2 - mvs.size()) * kPfOut, kPfOut);
       }
-      cuda::matvec(f, stream_);
-      cuda::MatvecArgs d;
-      d.m[0] = mv(L.down, d_x_, E);
-      d.n_in = L.down.n_in;
-      d.d_x = d_g_;
-      d.ldx = int(p_.n_ff);
-      d.nb = nt;
-      d.mode = cuda::MvMode::Add;
-      if (!last) add_pf(d, layers_[l + 1].o);
-      else if (n_out > 0) add_pf(d, out_, kPfOut, kPfOut);
-      cuda::matvec(d, stream_);
     }
-    if (n_out > 0) {
-      // Rows wanted are listed in increasing order, so n_out == nt means all of them in place: the output
-      // mat-vec then reads d_x_ directly (one kernel less, and its weight copy overlaps the last down kernel).
-      const bool all_rows = n_out == nt && !v11_;
-      if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
-      cuda::MatvecArgs a;
-      a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
-      a.n_in = E;
-      a.d_x = all_rows ? d_x_ : d_sel_;
-      a.ldx = E;
-      a.nb = n_out;
-      a.d_norm = out_norm_;
-      a.eps = eps;
-      cuda::matvec(a, stream_);
+    for (const auto& s : st) {
+      if (s.attention) cuda::attention(s.at, stream_);
+      else cuda::matvec(s.mv, stream_);
     }
+    enqueue_output(nt, n_out);
+  }
+
+  // The persistent path (cuda::DecodePlan, one launch for all layers) for batches of up to 8 tokens; false when
+  // it is off (the default; MINNOW_CUDA_PERSISTENT=1 turns it on) or unsupported for this model (then the graph
+  // path runs).
+  bool launch_persistent(int nt, int n_out) {
+    if (!persistent_ || nt > 8) return false;
+    auto it = plans_.find(nt);
+    if (it == plans_.end()) {
+      std::unique_ptr<cuda::DecodePlan> plan;
+      try {
+        plan = std::make_unique<cuda::DecodePlan>(layer_stages(nt), nt);
+      } catch (const Error& e) {
+        if (!persistent_warned_) std::fprintf(stderr, "cuda: persistent decode not used: %s\n", e.what());
+        persistent_warned_ = true;
+      }
+      it = plans_.emplace(nt, std::move(plan)).first;
+    }
+    if (!it->second) return false;
+    cuda::get_rows(embd_.type, embd_.d, int(p_.n_embd), d_tokens(), nt, d_x_, stream_);
+    it->second->launch(stream_);
+    enqueue_output(nt, n_out);
+    return true;
   }
 
   void launch_graph(int nt, int n_out) {
@@ -611,6 +666,11 @@ class CudaBackend final : public Backend {
   int n_ctx_ = 0, n_seq_ = 0;
   int prefetch_ = 0;  // L2 prefetch of later kernels' weights: 0 off, 1 all, 2 output.weight only (MINNOW_CUDA_PREFETCH)
   bool v11_ = false;  // MINNOW_CUDA_V11=1: the v11 decode graph (gather before the output mat-vec), for A/B timing
+  // MINNOW_CUDA_PERSISTENT=1: the persistent decode kernel for batches of up to 8 tokens (bitwise equal results;
+  // measured slower than the kernel-per-op graphs on the H100, docs/cuda_notes.md v13, so off by default).
+  bool persistent_ = false;
+  bool persistent_warned_ = false;
+  std::map<int, std::unique_ptr<cuda::DecodePlan>> plans_;  // by token count; nullptr: unsupported
   int dump_calls_ = 0;  // forward chunks so far (file names of --dump, as the CPU backend numbers calls)
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "quant/ggml_type.h"
 
@@ -184,5 +185,31 @@ struct GemmQ8Args {
   int bn = 0;  // tokens per block tile: 32 or 64; 0 = chosen from the grid size (results are the same either way)
 };
 void gemm_q8(const GemmQ8Args& a, cudaStream_t s);
+
+// ---- Persistent decode: every layer of a small batch in one cooperative launch ---------------------------
+// The stages (mat-vecs and attention, in order) run inside one kernel whose blocks pass a grid-wide barrier
+// between stages instead of ending and relaunching; each block issues the next stage's weight copies before it
+// waits at the barrier. Every stage runs the same device code as matvec() / attention(), so the results are
+// bitwise equal to the kernel-per-op path. Supported: int8-path mat-vecs (all matrices Q4_K / Q6_K), head_dim
+// 32, 64 or 128, up to 8 tokens; DecodePlan's constructor throws Error otherwise (callers then use per-op kernels).
+struct DecodeStage {
+  bool attention = false;
+  MatvecArgs mv;  // when !attention (no L2 prefetch ranges)
+  AttnArgs at;    // when attention
+};
+class DecodePlan {
+ public:
+  DecodePlan(const std::vector<DecodeStage>& stages, int nb);
+  ~DecodePlan();
+  DecodePlan(const DecodePlan&) = delete;
+  DecodePlan& operator=(const DecodePlan&) = delete;
+  void launch(cudaStream_t s);  // enqueues one run of every stage
+  int blocks() const;           // cooperative grid size (blocks of 256 threads)
+  size_t smem_bytes() const;    // dynamic shared memory per block
+
+ private:
+  struct Impl;
+  Impl* impl_ = nullptr;
+};
 
 }  // namespace minnow::cuda

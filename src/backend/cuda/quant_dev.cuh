@@ -194,6 +194,14 @@ template <> __device__ __forceinline__ void deq8<T_Q6_K>(const uint8_t* b, int o
   }
 }
 
+// cp.async: 16-byte global -> shared copies (L2 only), commit and wait.
+__device__ __forceinline__ void cp16(void* dst, const void* src) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
 // Programmatic dependent launch (sm_90): a kernel launched with launch_pdl may start while its predecessor
 // runs; it must call pdl_wait() before reading anything the predecessor wrote (or writing what it reads).
 // pdl_trigger() lets the successor's blocks be scheduled.
