@@ -175,6 +175,11 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
       size_t stage = 0;
       mv_prepare(s.mv, NB, d.mv, xm, stage);
       if (xm != 2) throw Error("cuda: decode plan: only Q4_K / Q6_K mat-vecs");
+      d.mv.bulk = 1;  // copy-engine weight copies (needed for the early issue), unless a row is not 16-byte sized
+      for (int k = 0; k < d.mv.n_mats; ++k)
+        if (d.mv.m[k].row_bytes % 16 != 0) d.mv.bulk = 0;
+      if (const char* e = std::getenv("MINNOW_CUDA_BULK"))
+        if (std::string(e) == "0") d.mv.bulk = 0;
       const int slots = s.mv.mode == MvMode::SwiGLU ? 2 : 1;
       // Rows per warp: one wave of virtual blocks where shared memory allows (arithmetic never depends on it).
       int rw = std::max(1, (d.mv.total_rows + grid * R - 1) / (grid * R));

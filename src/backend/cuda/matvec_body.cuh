@@ -39,7 +39,7 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
-  int bulk;  // weight rows copied by the copy engine (every row a multiple of 16 bytes; MINNOW_CUDA_BULK=0: off)
+  int bulk;  // weight rows copied by the copy engine (sm_90; every row a multiple of 16 bytes)
   int xreg;  // int8 path: keep each warp's first x items in registers between the statistics and the quantisation
   int rw;          // rows per warp (block rows = R * rw)
   int slot_bytes;  // shared-memory bytes per weight row
@@ -844,11 +844,13 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
     return e && std::string(e) == "1";
   }();
   k.xreg = v11 ? 0 : 1;
-  static const bool bulk_off = [] {
+  // Copy-engine weight copies: measured no faster than cp.async in the kernel-per-op path (docs/cuda_notes.md
+  // v13), so opt-in there (MINNOW_CUDA_BULK=1); the persistent kernel turns them on (it prefetches with them).
+  static const bool bulk_on = [] {
     const char* e = std::getenv("MINNOW_CUDA_BULK");
-    return e && std::string(e) == "0";
+    return e && std::string(e) == "1";
   }();
-  k.bulk = bulk_off ? 0 : 1;
+  k.bulk = bulk_on ? 1 : 0;
   for (int i = 0; i < k.n_mats; ++i)
     if (k.m[i].row_bytes % 16 != 0) k.bulk = 0;
   for (int i = 0; i < 3; ++i) {
