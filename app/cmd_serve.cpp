@@ -62,7 +62,7 @@ int cmd_serve(int argc, char** argv) {
   so.max_queue = env_int("MINNOW_QUEUE", 64);
   so.chunk = env_int("MINNOW_CHUNK", 64);
   so.max_prompt_per_step = env_int("MINNOW_STEP_PROMPT", 0);
-  so.split_prompt_passes = env_int("MINNOW_SPLIT_PASSES", 0) != 0;
+  std::string split = env_or("MINNOW_SPLIT_PASSES", "auto");
   so.shutdown_grace_s = env_float("MINNOW_SHUTDOWN_TIMEOUT", 10.0);
   std::string alias = env_or("MINNOW_ALIAS", "");
   std::string template_file = env_or("MINNOW_CHAT_TEMPLATE_FILE", "");
@@ -79,9 +79,9 @@ int cmd_serve(int argc, char** argv) {
                "prompt tokens per batched step (default 256 on cpu, 1024 on cuda)");
   args.add_float({"--shutdown-timeout"}, &so.shutdown_grace_s,
                  "seconds in-flight requests get on SIGTERM before being cancelled (default 10)");
-  args.add_flag({"--split-passes"}, &so.split_prompt_passes,
-                "run decode tokens and each prompt chunk as separate forward passes (for backends whose results "
-                "depend on the batch shape)");
+  args.add_string({"--split-passes"}, &split,
+                  "auto, on or off: decode tokens and each prompt chunk as separate forward passes (default auto: "
+                  "when the backend's results depend on the pass size and the decode tokens fit an invariant pass)");
   args.add_string({"--alias"}, &alias, "model name reported by the API (default: the file name)");
   args.add_string({"--chat-template-file"}, &template_file, "Jinja chat template to use instead of the model's");
   if (!args.parse(argc, argv, 1)) return 0;
@@ -92,6 +92,10 @@ int cmd_serve(int argc, char** argv) {
   if (so.chunk < 1 || so.chunk > 4096) throw Error("--chunk must be between 1 and 4096");
   if (so.max_prompt_per_step < 0) throw Error("--step-prompt must be >= 0");
   if (!(so.shutdown_grace_s >= 0)) throw Error("--shutdown-timeout must be >= 0");
+  if (split == "auto") so.split_passes = -1;
+  else if (split == "on" || split == "1") so.split_passes = 1;
+  else if (split == "off" || split == "0") so.split_passes = 0;
+  else throw Error("--split-passes must be auto, on or off (got '" + split + "')");
   resolve_device(mf.device);  // unknown device names fail before we listen
   so.model_id = alias.empty() ? basename_no_ext(mf.model) : alias;
   std::string template_src;

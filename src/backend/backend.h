@@ -44,6 +44,10 @@ class Backend {
   virtual void seq_clear(int seq) = 0;  // forget a slot's cache (positions restart at 0)
   virtual size_t kv_cache_bytes() const = 0;
   virtual size_t weight_bytes() const = 0;  // bytes of weights this backend reads per token
+  // Forward passes of at most this many tokens compute every token bitwise as it would be computed in any other
+  // such pass (same kernels whatever the batch); 0: passes of any size do. Larger passes may use other kernels
+  // (the CUDA backend: GEMMs above 32 tokens), whose results differ in the last bits.
+  virtual int invariant_batch() const { return 0; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt);

@@ -363,7 +363,7 @@ void HttpServer::set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<B
   so.max_queue = opt_.max_queue;
   so.chunk = opt_.chunk;
   so.max_prompt_per_step = opt_.max_prompt_per_step;
-  so.split_prompt_passes = opt_.split_prompt_passes;
+  so.split_passes = opt_.split_passes;
   impl_->model = std::move(model);
   impl_->backend = std::move(backend);
   impl_->scheduler = std::make_unique<Scheduler>(*impl_->backend, so, &metrics_);

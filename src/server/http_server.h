@@ -22,7 +22,7 @@ struct ServerOptions {
   int max_queue = 64;          // requests waiting for a slot before 429
   int chunk = 64;              // prompt chunk (fixed boundaries)
   int max_prompt_per_step = 256;
-  bool split_prompt_passes = false;  // see SchedulerOptions
+  int split_passes = -1;       // see SchedulerOptions (-1 auto, 0 off, 1 on)
   std::string api_key;         // empty: no auth
   std::string model_id = "minnow";
   double shutdown_grace_s = 10;  // SIGTERM: time in-flight requests get to finish before being cancelled

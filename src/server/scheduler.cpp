@@ -193,7 +193,10 @@ void Scheduler::loop() {
     std::string error;
     auto t_step = std::chrono::steady_clock::now();
     try {
-      if (!opt_.split_prompt_passes) {
+      const size_t limit = static_cast<size_t>(std::max(0, backend_.invariant_batch()));
+      const bool split = opt_.split_passes > 0 ||
+                         (opt_.split_passes < 0 && limit > 0 && n_decode <= limit && batch.size() > limit);
+      if (!split) {
         backend_.forward(batch, logits);
         metrics_->forward_passes.fetch_add(1);
       } else {

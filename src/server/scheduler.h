@@ -50,7 +50,10 @@ struct SchedulerOptions {
   int max_queue = 64;          // jobs waiting for a slot beyond which submit() refuses
   int chunk = 64;              // prompt chunk size (fixed boundaries)
   int max_prompt_per_step = 256;  // prompt tokens per step (at least one chunk always runs)
-  bool split_prompt_passes = false;  // decode tokens and each prompt chunk in separate forward passes
+  // Decode tokens and each prompt chunk in separate forward passes: 1 always, 0 never, -1 auto = when the
+  // backend's kernels depend on the pass size (Backend::invariant_batch() > 0), the decode tokens fit in an
+  // invariant pass and the whole step would not (so every sequence's work runs in passes shaped as when alone).
+  int split_passes = -1;
   int sample_threads = 0;      // threads running the jobs' on_logits of one step; 0 = auto (1 for a cpu backend)
 };
 

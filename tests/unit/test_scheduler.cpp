@@ -154,7 +154,7 @@ TEST(Scheduler, SplitPassesGiveTheSameTokens) {
   FakeBackend be(kSlots, kCtx);
   Metrics m;
   SchedulerOptions so = opts(kSlots, kCtx, kChunk);
-  so.split_prompt_passes = true;
+  so.split_passes = 1;
   Scheduler sched(be, so, &m);
   std::vector<std::shared_ptr<TestJob>> jobs;
   std::vector<std::vector<int32_t>> want;
@@ -174,6 +174,46 @@ TEST(Scheduler, SplitPassesGiveTheSameTokens) {
   // A decode pass holds one token per sequence; prompt passes one chunk each: never more than a chunk's worth
   // of one sequence plus nothing else, so passes outnumber steps.
   EXPECT_GT(m.forward_passes.load(), 12u);
+}
+
+// A backend whose kernels change above 4 tokens per pass (as the CUDA backend's do above 32): with the default
+// split policy, every sequence's tokens equal its tokens alone while at most 4 sequences generate; with
+// splitting off, sharing large passes changes them (the check can fail).
+std::vector<std::vector<int32_t>> run_with_limit(int split, std::vector<std::vector<int32_t>>& want) {
+  const int kSlots = 4, kCtx = 256, kChunk = 8, kLimit = 4;
+  std::mt19937 rng(11);
+  FakeBackend be(kSlots, kCtx);
+  be.invariant_limit = kLimit;
+  SchedulerOptions so = opts(kSlots, kCtx, kChunk);
+  so.split_passes = split;
+  Scheduler sched(be, so, nullptr);
+  std::vector<std::shared_ptr<TestJob>> jobs;
+  want.clear();
+  be.hold = true;
+  for (int i = 0; i < 10; ++i) {
+    auto p = random_prompt(rng, 1 + static_cast<int>(rng() % 30));
+    want.push_back(reference_greedy(p, 10, kChunk, kCtx, -1, kLimit));
+    jobs.push_back(std::make_shared<TestJob>(p, 10));
+    EXPECT_EQ(sched.submit(jobs.back()), Scheduler::Submit::Ok);
+  }
+  be.hold = false;
+  std::vector<std::vector<int32_t>> got;
+  for (auto& j : jobs) {
+    EXPECT_TRUE(j->wait_done());
+    got.push_back(j->tokens);
+  }
+  EXPECT_TRUE(be.violations().empty());
+  return got;
+}
+
+TEST(Scheduler, AutoSplitKeepsSmallBatchBackendsInvariant) {
+  std::vector<std::vector<int32_t>> want;
+  const auto got = run_with_limit(-1, want);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << "job " << i;
+  const auto mixed = run_with_limit(0, want);
+  int differ = 0;
+  for (size_t i = 0; i < mixed.size(); ++i) differ += mixed[i] != want[i];
+  EXPECT_GT(differ, 0) << "without splitting, large mixed passes should have changed some outputs";
 }
 
 TEST(Scheduler, ContextLimitAndInvalidPrompts) {

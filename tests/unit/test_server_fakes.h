@@ -35,6 +35,9 @@ class FakeBackend : public Backend {
   std::string name() const override { return "fake"; }
   size_t kv_cache_bytes() const override { return 0; }
   size_t weight_bytes() const override { return 0; }
+  // Like the CUDA backend: passes of more than invariant_limit tokens (when > 0) compute differently (the
+  // pass size is mixed into every history), so a sequence's tokens depend on whether its work shared a large pass.
+  int invariant_batch() const override { return invariant_limit.load(); }
   void seq_clear(int seq) override {
     std::lock_guard<std::mutex> lk(mu_);
     if (seq < 0 || seq >= static_cast<int>(hist_.size())) {
@@ -71,6 +74,8 @@ class FakeBackend : public Backend {
       }
       hist_[s] = mix(mix(mix(hist_[s], static_cast<uint64_t>(b.tokens[i])), static_cast<uint64_t>(b.pos[i])),
                      static_cast<uint64_t>(run_start[s]));
+      const int lim = invariant_limit.load();
+      if (lim > 0 && static_cast<int>(b.size()) > lim) hist_[s] = mix(hist_[s], 0xB16ull);
       n_past_[s] = b.pos[i] + 1;
       if (b.want_logits[i]) {
         size_t off = logits.size();
@@ -105,6 +110,7 @@ class FakeBackend : public Backend {
   std::atomic<bool> fail_next{false};
   std::atomic<int> eos_at_pos{-1};
   std::atomic<bool> hold{false};  // forward() waits while set (lets a test queue work before anything runs)
+  std::atomic<int> invariant_limit{0};
 
  private:
   std::mutex mu_;
@@ -118,9 +124,10 @@ class FakeBackend : public Backend {
 
 // Greedy reference: one sequence alone, prompt cut at multiples of `chunk`, then one token per step.
 inline std::vector<int32_t> reference_greedy(const std::vector<int32_t>& prompt, int max_tokens, int chunk,
-                                             int n_ctx, int eos_at_pos = -1) {
+                                             int n_ctx, int eos_at_pos = -1, int invariant_limit = 0) {
   FakeBackend be(1, n_ctx);
   be.eos_at_pos = eos_at_pos;
+  be.invariant_limit = invariant_limit;
   std::vector<float> logits;
   int n = static_cast<int>(prompt.size());
   for (int start = 0; start < n; start += chunk) {

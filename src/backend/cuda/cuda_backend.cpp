@@ -101,6 +101,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   size_t kv_cache_bytes() const override { return kv_bytes_; }
   size_t weight_bytes() const override { return weight_read_bytes_; }
+  int invariant_batch() const override { return kSmallBatch; }
   void seq_clear(int seq) override {
     if (seq < 0 || seq >= n_seq_) throw Error("seq_clear: sequence " + std::to_string(seq) + " out of range");
     // Nothing to free: positions restart at 0 and each position is written before it is read.
