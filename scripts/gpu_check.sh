@@ -147,7 +147,7 @@ if [ -f $TL ]; then
 
   if [ "${GPU_CHECK_TRACE:-0}" = 1 ]; then  # where the persistent kernel's time goes (stderr of one short run each)
     for d in 0 2048; do
-      MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
+      MINNOW_CUDA_PERSISTENT=1 MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
         grep -A8 "persistent trace" | head -9
     done
   fi

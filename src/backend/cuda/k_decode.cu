@@ -33,13 +33,16 @@ struct alignas(16) DStage {
   int splits, g_blocks, at_y;
 };
 
-// Grid-wide barrier: every block arrives once per barrier (counter only grows; target = base + k * gridDim).
-// Arrival is a release reduction (the block's writes, ordered by the bar.sync before it, become visible first);
-// the spin is relaxed and one acquire fence follows it.
-__device__ __forceinline__ void grid_barrier(unsigned long long* bar, unsigned long long target) {
+// Grid-wide barrier, split in two: a block arrives as soon as its part of a stage is done (release reduction on
+// a counter that only grows; the bar.sync before it orders the whole block's writes first) and waits only when
+// it needs the other blocks' results (relaxed spin, then one acquire fence), so the next stage's descriptor
+// copy, weight issue and constant loads overlap the barrier. Target of the k-th wait: base + k * gridDim.
+__device__ __forceinline__ void grid_arrive(unsigned long long* bar) {
   __syncthreads();
+  if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+}
+__device__ __forceinline__ void grid_wait(unsigned long long* bar, unsigned long long target) {
   if (threadIdx.x == 0) {
-    asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
     unsigned long long v = 0;
     do {
       asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(bar) : "memory");
@@ -86,13 +89,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (sync) target += gridDim.x;
     const int nvb = S.nvb;
     if (int(blockIdx.x) >= nvb) {
-      if (sync) grid_barrier(bar, target);
+      if (sync) grid_wait(bar, target);
+      if (s + 1 < n_st) grid_arrive(bar);
       continue;
     }
     bool first = true;
     for (int vb = int(blockIdx.x); vb < nvb; vb += int(gridDim.x)) {
       auto wait = [&] {
-        if (first && sync) grid_barrier(bar, target);
+        if (first && sync) grid_wait(bar, target);
         if (first && trace && blockIdx.x == 0 && threadIdx.x == 0) trace[3 * s] = gtime();
       };
       if (S.kind == 0) {
@@ -106,6 +110,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       first = false;
     }
     if (trace && threadIdx.x == 0) atomicMax(trace + 3 * s + 1, gtime());
+    if (s + 1 < n_st) grid_arrive(bar);
   }
 }
 
