@@ -15,7 +15,7 @@
 namespace minnow::cuda {
 namespace {
 
-constexpr int kMaxWarps = 8;
+constexpr int kMaxWarps = 16;  // warps per block (the per-op launcher uses kWarps, see k_matvec.cu)
 constexpr int kMaxStage = 96 * 1024;    // bytes of staged activations per block
 constexpr int kMaxSmem = 200 * 1024;    // dynamic shared memory per block
 constexpr int kMaxQkvRows = 64;        // rows per block (R * rw) in QkvRope mode
@@ -580,7 +580,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
         const int idx = base + lane;
         const bool act = idx < total;
         const int part = idx & 3, bj = idx >> 2;
-        const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+        const int b = (NB == 1 || !act) ? 0 : bj / nblk, j = act ? bj - b * nblk : 0;
         float ss = 0.f;
         if (act) {
           const float4* src = reinterpret_cast<const float4*>(x + size_t(b) * a.ldx + j * 32 + part * 8);
@@ -617,7 +617,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       const int idx = base + lane;
       const bool act = idx < total;
       const int part = idx & 3, bj = idx >> 2;
-      const int b = act ? bj / nblk : 0, j = act ? bj - (bj / nblk) * nblk : 0;
+      const int b = (NB == 1 || !act) ? 0 : bj / nblk, j = act ? bj - b * nblk : 0;
       float v[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i) v[i] = 0.f;
