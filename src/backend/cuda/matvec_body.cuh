@@ -149,15 +149,23 @@ template <int NB, bool S>
 __device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
                                         float* acc) {
   const int n_units = n_in / 32;
+  // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
+  const int k = lane & 7, c = k >> 1, h = k & 1;
+  const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
+  const int sh = 16 * (c & 1);    // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
-    const int sb = u >> 3, k = u & 7, c = k >> 1, h = k & 1;
+    const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    const uint32_t dm = ld32u(blk);
-    const float d = h2f(uint16_t(dm & 0xFFFF)), dmin = h2f(uint16_t(dm >> 16));
-    float sc0, m0, sc1, m1;
-    k4_scale_min(blk + 4, 2 * c, sc0, m0);
-    k4_scale_min(blk + 4, 2 * c + 1, sc1, m1);
+    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the two
+    // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
+    const uint4 hd = ld128(blk);
+    const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
+    const uint32_t Y = hd.y >> sh, Z = hd.z >> sh, W = hd.w >> sh;
+    const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
+    const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
+    const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
+    const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
     const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
     const int col0 = sb * 256 + 64 * c + 16 * h, col1 = col0 + 32;
 #pragma unroll
@@ -220,15 +228,23 @@ struct XQ {
 template <int NB>
 __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
   const int n_units = n_in / 32;
+  // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
+  const int k = lane & 7, c = k >> 1, h = k & 1;
+  const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
+  const int sh = 16 * (c & 1);    // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
-    const int sb = u >> 3, k = u & 7, c = k >> 1, h = k & 1;
+    const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    const uint32_t dm = ld32u(blk);
-    const float d = h2f(uint16_t(dm & 0xFFFF)), dmin = h2f(uint16_t(dm >> 16));
-    float sc0, m0, sc1, m1;
-    k4_scale_min(blk + 4, 2 * c, sc0, m0);
-    k4_scale_min(blk + 4, 2 * c + 1, sc1, m1);
+    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the two
+    // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
+    const uint4 hd = ld128(blk);
+    const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
+    const uint32_t Y = hd.y >> sh, Z = hd.z >> sh, W = hd.w >> sh;
+    const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
+    const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
+    const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
+    const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
     const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
     const uint32_t w[4] = {q.x, q.y, q.z, q.w};
     const int col0 = sb * 256 + 64 * c + 16 * h, col1 = col0 + 32;
@@ -268,7 +284,8 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
     const uint4 qb = ld128(blk + 64 * n + 32 + 16 * j);
     const uint4 qh = ld128(blk + 128 + 32 * n + 16 * j);
     const float d = h2f(ld16u(blk + 208));
-    const int8_t* scs = reinterpret_cast<const int8_t*>(blk + 192) + 8 * n + j;
+    // The 4 scales this unit needs, s[8n + j + 2g] for g < 4, from one 8-byte load (sign-extended bytes).
+    const uint2 scw = *reinterpret_cast<const uint2*>(blk + 192 + 8 * n);
     const uint32_t wa[4] = {qa.x, qa.y, qa.z, qa.w}, wb[4] = {qb.x, qb.y, qb.z, qb.w};
     const uint32_t wh[4] = {qh.x, qh.y, qh.z, qh.w};
 #pragma unroll
@@ -281,7 +298,8 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
         const uint32_t hi = ((wh[i] >> (2 * g)) & 0x03030303u) << 4;
         q6[i] = int(lo | hi);
       }
-      const float ds = d * float(scs[2 * g]);
+      const int sbyte = int(int8_t(((g < 2 ? scw.x : scw.y) >> (8 * (j + 2 * (g & 1)))) & 0xFFu));
+      const float ds = d * float(sbyte);
       const int col = sb * 256 + 128 * n + 32 * g + 16 * j;
       const int jb = col >> 5;
 #pragma unroll
