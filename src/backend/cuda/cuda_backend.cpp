@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +62,17 @@ struct DevLayer {
   DevMat gate, up, down;
 };
 
+// Large batches: matrices sharing their input, stacked by rows for one GEMM (run_large).
+struct GemmGroup {
+  DevMat m[3];
+  int n = 0;
+  int n_in = 0, rows = 0;   // rows = sum of the matrices' n_out
+  __half* f16 = nullptr;    // [rows][n_in] resident f16 copy (MINNOW_CUDA_F16W), or nullptr
+};
+struct LargeLayer {
+  GemmGroup qkv, o, gu, down;  // Q,K,V; attn_output; gate,up; ffn_down
+};
+
 template <class T>
 T* dalloc(size_t count, size_t& total) {
   void* p = nullptr;
@@ -90,6 +102,13 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    print_profile();
+    for (cudaEvent_t e : prof_ev_) cudaEventDestroy(e);
+    for (cudaEvent_t e : side_ev_) cudaEventDestroy(e);
+    for (cudaEvent_t e : dl_ev_) cudaEventDestroy(e);
+    if (fork_ev_) cudaEventDestroy(fork_ev_);
+    for (cublasHandle_t h : side_blas_) cublasDestroy(h);
+    for (cudaStream_t st : side_) cudaStreamDestroy(st);
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
     for (void* p : allocs_) cudaFree(p);
     if (h_in_) cudaFreeHost(h_in_);
@@ -134,15 +153,15 @@ class CudaBackend final : public Backend {
       } else {
         run_large(nt, n_out);
       }
+      const bool prof_pass = prof_ && nt > kSmallBatch;
+      const double t_dl = prof_pass ? host_ms() : 0.0;
       if (n_out > 0) {
-        const size_t cnt = size_t(n_out) * p_.n_vocab;
-        check(cudaMemcpyAsync(h_logits_, d_logits_, cnt * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download logits");
-        check(cudaStreamSynchronize(stream_), "forward");
-        logits.insert(logits.end(), h_logits_, h_logits_ + cnt);
+        download_logits(n_out, logits);
         dump_logits(n_out);
       } else {
         check(cudaStreamSynchronize(stream_), "forward");
       }
+      if (prof_pass) prof_host_ms_ += host_ms() - t_dl;
       ++dump_calls_;
     }
   }
@@ -234,12 +253,6 @@ class CudaBackend final : public Backend {
     d_sel_ = static_cast<float*>(keep(dalloc<float>(U * E, scratch_bytes_)));
     d_logits_ = static_cast<float*>(keep(dalloc<float>(U * NV, scratch_bytes_)));
     d_h16_ = keep(dalloc<__half>(U * std::max({E, Q, F}), scratch_bytes_));
-    size_t max_mat = 0;
-    for (const auto& L : layers_)
-      for (const DevMat* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-        max_mat = std::max(max_mat, size_t(m->n_in) * size_t(m->n_out));
-    wdeq_elems_ = std::max(max_mat, std::min(size_t(out_.n_in) * size_t(out_.n_out), size_t(32) << 20));
-    d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
     // int8 tensor-core GEMM in run_large (activations quantised per token and per 32 elements): off by default
     // (measured slower than dequant + cuBLAS on the H100 and above the golden KL bound on one prompt; see
     // docs/cuda_notes.md, "Large batches: int8 GEMM"); MINNOW_CUDA_GEMM=q8 turns it on for chunks of at most
@@ -253,11 +266,6 @@ class CudaBackend final : public Backend {
       d_xq2_ = static_cast<int8_t*>(keep(dalloc<int8_t>(U * F, scratch_bytes_)));
       d_xs2_ = static_cast<float*>(keep(dalloc<float>(U * (F / 32) * 2, scratch_bytes_)));
     }
-    d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
-        cuda::attn_scratch_floats(kAttnGroup, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
-    const size_t n_counters = cuda::attn_counter_ints(kAttnGroup, int(p_.n_head), int(p_.n_head_kv));
-    d_attn_counters_ = static_cast<int*>(keep(dalloc<int>(n_counters, scratch_bytes_)));
-    check(cudaMemset(d_attn_counters_, 0, n_counters * sizeof(int)), "cudaMemset");
     const size_t kv_elems = size_t(p_.n_layer) * size_t(n_seq_) * size_t(n_ctx_) * K;
     d_kcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
     d_vcache_ = keep(dalloc<__half>(kv_elems, kv_bytes_));
@@ -272,6 +280,153 @@ class CudaBackend final : public Backend {
     check(cudaMallocHost(reinterpret_cast<void**>(&h_in_), sizeof(int32_t) * 4 * U), "cudaMallocHost");
     std::memset(h_in_, 0, sizeof(int32_t) * 4 * U);
     check(cudaMallocHost(reinterpret_cast<void**>(&h_logits_), sizeof(float) * U * NV), "cudaMallocHost");
+    allocate_large();
+  }
+
+  // ---- Large batches (more than kSmallBatch tokens): f16 GEMMs through cuBLAS ----------------------------
+  // v2 (the default): the matrices that share an input are stacked by rows and computed as one GEMM (Q,K,V;
+  // gate,up), into [nt][sum of n_out] outputs; attention runs in groups of MINNOW_CUDA_ATTN_GROUP tokens
+  // (default all of the chunk, bounded by 512 MiB of scratch); RoPE reads the angle table. The weights are
+  // resident f16 copies when they take at most half of the free VRAM (MINNOW_CUDA_F16W=auto; =1 forces, =0
+  // never; TinyLlama-1.1B: 1973 MiB), else dequantized per pass into a scratch buffer, a whole group at a time
+  // (MINNOW_CUDA_DQ_CHUNK_KB=0, the default) or in chunks of that many KiB of f16 spread round-robin over
+  // MINNOW_CUDA_DQ_STREAMS streams (each with its own scratch and cuBLAS handle). MINNOW_CUDA_SPLITK=N splits
+  // GEMMs whose output tiles would not fill the GPU into up to N slices of K (splitk_for). Chunks, streams and
+  // split-K measured slower on the H100 (docs/cuda_notes.md, "Large batches: dequant chunks in L2 ..."), so
+  // they are off by default. MINNOW_CUDA_LARGE=v1: the earlier path (one dequant of
+  // each whole matrix + one GEMM per matrix, attention in groups of 32), kept for A/B timing and the int8 GEMM.
+  void allocate_large() {
+    auto keep = [&](void* p) { allocs_.push_back(p); return p; };
+    auto env_int = [](const char* name, int def) {
+      const char* e = std::getenv(name);
+      return e && *e ? std::atoi(e) : def;
+    };
+    const size_t U = kUbatch, E = size_t(p_.n_embd), F = size_t(p_.n_ff);
+    const size_t QKV = size_t(p_.q_dim() + p_.k_dim() + p_.v_dim());
+    if (const char* e = std::getenv("MINNOW_CUDA_LARGE")) v1_ = std::string(e) == "v1";
+    if (use_q8_) v1_ = true;  // the int8 GEMM lives in the v1 path
+    prof_ = env_int("MINNOW_CUDA_PROFILE", 0) > 0;
+    prof_every_ = std::max(1, env_int("MINNOW_CUDA_PROFILE_EVERY", 100));
+    prof_skip_ = std::max(0, env_int("MINNOW_CUDA_PROFILE_SKIP", 2));
+    int attn_group = kAttnGroup;
+    if (v1_) {
+      size_t max_mat = 0;
+      for (const auto& L : layers_)
+        for (const DevMat* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+          max_mat = std::max(max_mat, size_t(m->n_in) * size_t(m->n_out));
+      wdeq_elems_ = std::max(max_mat, std::min(size_t(out_.n_in) * size_t(out_.n_out), size_t(32) << 20));
+      d_wdeq_ = keep(dalloc<__half>(wdeq_elems_, scratch_bytes_));
+    } else {
+      for (const DevLayer& L : layers_) {
+        LargeLayer g;
+        g.qkv = make_group({&L.q, &L.k, &L.v});
+        g.o = make_group({&L.o});
+        g.gu = make_group({&L.gate, &L.up});
+        g.down = make_group({&L.down});
+        large_.push_back(g);
+      }
+      out_group_ = make_group({&out_});
+      d_qkv_ = static_cast<float*>(keep(dalloc<float>(U * QKV, scratch_bytes_)));
+      d_gu_ = static_cast<float*>(keep(dalloc<float>(U * 2 * F, scratch_bytes_)));
+      attn_group = kUbatch;
+      const size_t attn_cap = size_t(512) << 20;
+      while (attn_group > kAttnGroup &&
+             cuda::attn_scratch_floats(attn_group, int(p_.n_head), int(p_.head_dim_k), n_ctx_) * sizeof(float) > attn_cap)
+        attn_group /= 2;
+      attn_group = std::max(1, std::min(kUbatch, env_int("MINNOW_CUDA_ATTN_GROUP", attn_group)));
+      allocate_weights_f16(env_int("MINNOW_CUDA_F16W", -1));
+      if (!f16w_) {
+        const int chunk_kb = std::max(0, env_int("MINNOW_CUDA_DQ_CHUNK_KB", 0));
+        size_t max_group = 0, max_in = 0;
+        for (const LargeLayer& g : large_)
+          for (const GemmGroup* x : {&g.qkv, &g.o, &g.gu, &g.down}) {
+            max_group = std::max(max_group, size_t(x->rows) * size_t(x->n_in));
+            max_in = std::max(max_in, size_t(x->n_in));
+          }
+        max_in = std::max(max_in, size_t(out_group_.n_in));
+        chunk_elems_ = chunk_kb > 0 ? (size_t(chunk_kb) << 10) / sizeof(__half) : max_group;
+        chunk_elems_ = std::max(chunk_elems_, size_t(64) * max_in);  // at least 64 rows of any matrix
+        const int n_streams = std::max(1, std::min(8, env_int("MINNOW_CUDA_DQ_STREAMS", 1)));
+        for (int i = 0; i < n_streams; ++i) wbuf_.push_back(static_cast<__half*>(keep(dalloc<__half>(chunk_elems_, scratch_bytes_))));
+        if (n_streams > 1) {
+          check(cudaEventCreateWithFlags(&fork_ev_, cudaEventDisableTiming), "cudaEventCreate");
+          for (int i = 0; i < n_streams; ++i) {
+            cudaStream_t st = nullptr;
+            check(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreate");
+            side_.push_back(st);
+            cublasHandle_t h = nullptr;
+            cublas_check(cublasCreate(&h), "cublasCreate");
+            side_blas_.push_back(h);
+            cublas_check(cublasSetStream(h, st), "cublasSetStream");
+            cudaEvent_t ev = nullptr;
+            check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
+            side_ev_.push_back(ev);
+          }
+        }
+      }
+    }
+    if (!v1_) {
+      int dev = 0;
+      check(cudaGetDevice(&dev), "cudaGetDevice");
+      check(cudaDeviceGetAttribute(&n_sm_, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+      splitk_max_ = std::max(1, std::min(16, env_int("MINNOW_CUDA_SPLITK", 1)));  // 1: off
+      if (splitk_max_ > 1) {
+        splitk_cap_ = size_t(16) << 20;
+        d_splitk_ = static_cast<float*>(keep(dalloc<float>(splitk_cap_, scratch_bytes_)));
+      }
+    }
+    attn_group_ = attn_group;
+    const int ag = std::max(kAttnGroup, attn_group_);  // the small-batch path uses the same scratch
+    d_attn_scratch_ = static_cast<float*>(keep(dalloc<float>(
+        cuda::attn_scratch_floats(ag, int(p_.n_head), int(p_.head_dim_k), n_ctx_), scratch_bytes_)));
+    const size_t n_counters = cuda::attn_counter_ints(ag, int(p_.n_head), int(p_.n_head_kv));
+    d_attn_counters_ = static_cast<int*>(keep(dalloc<int>(n_counters, scratch_bytes_)));
+    check(cudaMemset(d_attn_counters_, 0, n_counters * sizeof(int)), "cudaMemset");
+    (void)E;
+  }
+
+  static GemmGroup make_group(std::initializer_list<const DevMat*> ms) {
+    GemmGroup g;
+    for (const DevMat* m : ms) {
+      if (g.n > 0 && m->n_in != g.n_in) throw Error("cuda: matrices of one GEMM group differ in width");
+      g.m[g.n++] = *m;
+      g.n_in = m->n_in;
+      g.rows += m->n_out;
+    }
+    return g;
+  }
+
+  // Resident f16 copies of every large-batch weight group: mode 1 on, 0 off, -1 (auto) on when they take at
+  // most half of the free VRAM.
+  void allocate_weights_f16(int mode) {
+    if (mode == 0) return;
+    size_t bytes = 0;
+    for (const LargeLayer& g : large_)
+      for (const GemmGroup* x : {&g.qkv, &g.o, &g.gu, &g.down}) bytes += size_t(x->rows) * size_t(x->n_in) * sizeof(__half);
+    bytes += size_t(out_group_.rows) * size_t(out_group_.n_in) * sizeof(__half);
+    size_t free_b = 0, total_b = 0;
+    check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    if (mode < 0 && bytes > free_b / 2) return;
+    if (bytes + (size_t(256) << 20) > free_b) {
+      std::fprintf(stderr, "cuda: MINNOW_CUDA_F16W: %.0f MiB of f16 weights do not fit (%.0f MiB free); dequantizing per pass\n",
+                   double(bytes) / (1 << 20), double(free_b) / (1 << 20));
+      return;
+    }
+    auto fill = [&](GemmGroup& g) {
+      g.f16 = dalloc<__half>(size_t(g.rows) * size_t(g.n_in), f16w_bytes_);
+      allocs_.push_back(g.f16);
+      size_t off = 0;
+      for (int k = 0; k < g.n; ++k) {
+        const DevMat& m = g.m[k];
+        cuda::dequant_f16(m.type, m.d, m.n_in, m.n_out, g.f16 + off * size_t(g.n_in), stream_);
+        off += size_t(m.n_out);
+      }
+    };
+    for (LargeLayer& g : large_)
+      for (GemmGroup* x : {&g.qkv, &g.o, &g.gu, &g.down}) fill(*x);
+    fill(out_group_);
+    check(cudaStreamSynchronize(stream_), "f16 weights");
+    f16w_ = true;
   }
 
   void report() const {
@@ -285,6 +440,16 @@ class CudaBackend final : public Backend {
                  "VRAM in use %.0f of %.0f MiB\n",
                  prop.name, weight_alloc_bytes_ / MiB, kv_bytes_ / MiB, n_seq_, n_ctx_, scratch_bytes_ / MiB,
                  (total_b - free_b) / MiB, total_b / MiB);
+    if (v1_) {
+      std::fprintf(stderr, "cuda: large batches: v1 (whole-matrix dequant + one GEMM per matrix)\n");
+    } else if (f16w_) {
+      std::fprintf(stderr, "cuda: large batches: resident f16 weights (%.1f MiB), split-K up to %d, attention groups of %d\n",
+                   f16w_bytes_ / MiB, splitk_max_, attn_group_);
+    } else {
+      std::fprintf(stderr, "cuda: large batches: dequant chunks of %.1f MiB f16 on %zu stream(s), split-K up to %d, "
+                   "attention groups of %d\n", double(chunk_elems_ * sizeof(__half)) / MiB,
+                   std::max<size_t>(1, side_.size()), side_.empty() ? splitk_max_ : 1, attn_group_);
+    }
   }
 
   __half* kcache(int layer) const {
@@ -544,12 +709,171 @@ class CudaBackend final : public Backend {
     for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk_rows) {
       const int rows = int(std::min<int64_t>(chunk_rows, m.n_out - r0));
       cuda::dequant_f16(m.type, static_cast<const uint8_t*>(m.d) + size_t(r0) * row_b, m.n_in, rows, d_wdeq_, stream_);
+      mark(kDequant);
       const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
       cublas_check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, nt, m.n_in, &alpha, d_wdeq_, CUDA_R_16F,
                                 m.n_in, x16, CUDA_R_16F, m.n_in, &beta, y + r0, CUDA_R_32F, ldy,
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                    "gemm");
+      mark(kGemm);
     }
+  }
+
+  // y[nt][ldy] (columns [0, g.rows)) = x16[nt][g.n_in] . G^T (+ y when accumulate), G = the group's matrices
+  // stacked by rows: one GEMM on the resident f16 copy, or per chunk of rows a dequant into a scratch buffer and
+  // a GEMM, chunks round-robin over the side streams (forked from and joined back into stream_). `phase`: the
+  // profile phase of the group (in the single-stream dequant mode, the dequants are timed apart).
+  void group_gemm(const GemmGroup& g, const void* x16, int nt, float* y, int ldy, bool accumulate, int phase) {
+    if (g.f16) {
+      gemm_f16(blas_, stream_, g.f16, g.rows, g.n_in, x16, nt, y, ldy, accumulate, true);
+      mark(phase);
+      return;
+    }
+    const int S = int(side_.size());
+    if (S > 0) {
+      check(cudaEventRecord(fork_ev_, stream_), "cudaEventRecord");
+      for (cudaStream_t st : side_) check(cudaStreamWaitEvent(st, fork_ev_, 0), "cudaStreamWaitEvent");
+    }
+    const int64_t chunk_rows = std::max<int64_t>(64, int64_t(chunk_elems_ / size_t(g.n_in)) / 64 * 64);
+    int i = 0, row_off = 0;
+    for (int k = 0; k < g.n; ++k) {
+      const DevMat& m = g.m[k];
+      const size_t row_b = cuda::dev_row_bytes(m.type, m.n_in);
+      for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk_rows, ++i) {
+        const int rows = int(std::min<int64_t>(chunk_rows, m.n_out - r0));
+        cudaStream_t st = S > 0 ? side_[size_t(i % S)] : stream_;
+        cublasHandle_t h = S > 0 ? side_blas_[size_t(i % S)] : blas_;
+        __half* buf = wbuf_[S > 0 ? size_t(i % S) : 0];
+        cuda::dequant_f16(m.type, static_cast<const uint8_t*>(m.d) + size_t(r0) * row_b, m.n_in, rows, buf, st);
+        if (S == 0) mark(kDequant);
+        // split-K only on stream_ (its partial-sum buffer is shared)
+        gemm_f16(h, st, buf, rows, m.n_in, x16, nt, y + row_off + r0, ldy, accumulate, S == 0);
+        if (S == 0) mark(phase);
+      }
+      row_off += m.n_out;
+    }
+    if (S > 0) {
+      for (int s = 0; s < std::min(S, i); ++s) {
+        check(cudaEventRecord(side_ev_[size_t(s)], side_[size_t(s)]), "cudaEventRecord");
+        check(cudaStreamWaitEvent(stream_, side_ev_[size_t(s)], 0), "cudaStreamWaitEvent");
+      }
+      mark(phase);
+    }
+  }
+
+  // Split-K factor of an [m x nt x k] GEMM: doubled while the ~128x128 output tiles times the factor stay under
+  // two waves over the SMs, each slice keeps >= 128 of K in multiples of 64, and the partial sums fit.
+  int splitk_for(int m, int nt, int k) const {
+    const int64_t tiles = int64_t((m + 127) / 128) * ((nt + 127) / 128);
+    int s = 1;
+    while (2 * s <= splitk_max_ && tiles * s < 2 * int64_t(n_sm_) && k % (2 * s * 64) == 0 && k / (2 * s) >= 128 &&
+           size_t(2 * s) * size_t(m) * size_t(nt) <= splitk_cap_)
+      s *= 2;
+    return s;
+  }
+
+  // y[nt][ldy] (columns [0, m)) = x16[nt][k] . W^T (+ y), W f16 [m][k]; with `splitk` (stream_ only) and
+  // a factor > 1, one strided-batched GEMM writes the partial products of K slices into d_splitk_ and
+  // splitk_reduce adds them in a fixed order (deterministic).
+  void gemm_f16(cublasHandle_t h, cudaStream_t st, const __half* w, int m, int k, const void* x16, int nt, float* y,
+                int ldy, bool accumulate, bool splitk) {
+    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f, zero = 0.f;
+    const int sk = splitk ? splitk_for(m, nt, k) : 1;
+    if (sk <= 1) {
+      cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, nt, k, &alpha, w, CUDA_R_16F, k, x16, CUDA_R_16F, k,
+                                &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "gemm");
+      return;
+    }
+    const int ks = k / sk;
+    const long long stride_c = (long long)m * nt;
+    cublas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, nt, ks, &alpha, w, CUDA_R_16F, k, ks, x16,
+                                            CUDA_R_16F, k, ks, &zero, d_splitk_, CUDA_R_32F, m, stride_c, sk,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "gemm (split-K)");
+    cuda::splitk_reduce(d_splitk_, sk, size_t(stride_c), m, nt, y, ldy, accumulate, st);
+  }
+
+  // Copies the n_out logits rows (d_logits_) to the end of `logits` through the pinned h_logits_, in pieces of
+  // 16 rows, so that the host copy of one piece overlaps the download of the next.
+  void download_logits(int n_out, std::vector<float>& logits) {
+    const size_t V = size_t(p_.n_vocab);
+    const int piece = 16;
+    const int n_pieces = (n_out + piece - 1) / piece;
+    while (dl_ev_.size() < size_t(n_pieces)) {
+      cudaEvent_t e = nullptr;
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+      dl_ev_.push_back(e);
+    }
+    for (int k = 0; k < n_pieces; ++k) {
+      const size_t r0 = size_t(k) * piece, rows = std::min<size_t>(piece, size_t(n_out) - r0);
+      check(cudaMemcpyAsync(h_logits_ + r0 * V, d_logits_ + r0 * V, rows * V * sizeof(float), cudaMemcpyDeviceToHost,
+                            stream_),
+            "download logits");
+      check(cudaEventRecord(dl_ev_[size_t(k)], stream_), "cudaEventRecord");
+    }
+    const size_t need = logits.size() + size_t(n_out) * V;
+    if (logits.capacity() < need) logits.reserve(std::max(need, 2 * logits.capacity()));
+    for (int k = 0; k < n_pieces; ++k) {
+      const size_t r0 = size_t(k) * piece, rows = std::min<size_t>(piece, size_t(n_out) - r0);
+      check(cudaEventSynchronize(dl_ev_[size_t(k)]), "forward");
+      logits.insert(logits.end(), h_logits_ + r0 * V, h_logits_ + (r0 + rows) * V);
+    }
+  }
+
+  // ---- Profile (MINNOW_CUDA_PROFILE=1): events on stream_ between the phases of each large pass; per-pass
+  // means printed to stderr (or appended to MINNOW_CUDA_PROFILE_FILE) every MINNOW_CUDA_PROFILE_EVERY passes and
+  // when the backend is destroyed; the first MINNOW_CUDA_PROFILE_SKIP (2) passes are left out. ----------------------------------------------------------------------
+  enum Phase { kOther = 0, kDequant, kGemm, kQkv, kO, kGu, kDown, kRope, kAttn, kOut, kOutOther, kPhases };
+  void mark(int phase) {
+    if (!prof_) return;
+    if (prof_used_ == prof_ev_.size()) {
+      cudaEvent_t e = nullptr;
+      check(cudaEventCreate(&e), "cudaEventCreate");
+      prof_ev_.push_back(e);
+      prof_phase_.push_back(0);
+    }
+    check(cudaEventRecord(prof_ev_[prof_used_], stream_), "cudaEventRecord");
+    prof_phase_[prof_used_++] = phase;
+  }
+  void finish_profile(int nt, int n_out) {
+    if (!prof_ || prof_used_ < 2) return;
+    check(cudaEventSynchronize(prof_ev_[prof_used_ - 1]), "cudaEventSynchronize");
+    if (prof_skip_ > 0) {  // warm-up passes (cuBLAS kernel loading) are left out
+      --prof_skip_;
+      prof_used_ = 0;
+      return;
+    }
+    for (size_t i = 1; i < prof_used_; ++i) {
+      float ms = 0.f;
+      check(cudaEventElapsedTime(&ms, prof_ev_[i - 1], prof_ev_[i]), "cudaEventElapsedTime");
+      prof_ms_[prof_phase_[i]] += ms;
+    }
+    prof_used_ = 0;
+    ++prof_passes_;
+    prof_tokens_ += nt;
+    prof_outs_ += n_out;
+    if (prof_passes_ % prof_every_ == 0) print_profile();
+  }
+  void print_profile() const {
+    if (!prof_ || prof_passes_ == 0) return;
+    static const char* names[kPhases] = {"other", "dequant", "gemm(v1)", "qkv", "o", "gate+up", "down", "rope",
+                                         "attention", "output", "out.other"};
+    const double n = double(prof_passes_);
+    double total = 0;
+    for (double v : prof_ms_) total += v;
+    const char* path = std::getenv("MINNOW_CUDA_PROFILE_FILE");  // append there instead of stderr
+    FILE* f = path && *path ? std::fopen(path, "a") : nullptr;
+    FILE* out = f ? f : stderr;
+    std::fprintf(out, "cuda profile: %ld large passes, %.1f tokens and %.1f logits rows per pass; GPU %.3f ms per pass:",
+                 prof_passes_, double(prof_tokens_) / n, double(prof_outs_) / n, total / n);
+    for (int i = 0; i < kPhases; ++i)
+      if (prof_ms_[i] > 0) std::fprintf(out, " %s %.3f", names[i], prof_ms_[i] / n);
+    std::fprintf(out, "; host logits download+copy %.3f ms per pass\n", prof_host_ms_ / n);
+    if (f) std::fclose(f);
+  }
+  static double host_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
 
   // With MINNOW_CUDA_GEMM=q8, large batches use the int8 tensor-core GEMM (cuda::gemm_q8) for Q4_K / Q6_K
@@ -596,9 +920,91 @@ class CudaBackend final : public Backend {
   }
 
   void run_large(int nt, int n_out) {
+    mark(kOther);
+    if (v1_) run_large_v1(nt, n_out);
+    else run_large_v2(nt, n_out);
+    finish_profile(nt, n_out);
+  }
+
+  void run_large_v2(int nt, int n_out) {
+    const int E = int(p_.n_embd), Q = int(p_.q_dim()), K = int(p_.k_dim()), V = int(p_.v_dim()), F = int(p_.n_ff);
+    const int QKV = Q + K + V;
+    const float eps = float(p_.rms_eps);
+    cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
+    mark(kOther);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const DevLayer& L = layers_[l];
+      const LargeLayer& G = large_[l];
+      cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
+      mark(kOther);
+      group_gemm(G.qkv, d_h16_, nt, d_qkv_, QKV, false, kQkv);  // d_qkv_[t] = q | k | v
+      cuda::RopeKvArgs r;
+      r.d_q = d_qkv_;
+      r.d_k = d_qkv_ + Q;
+      r.d_v = d_qkv_ + Q + K;
+      r.ldq = r.ldk = r.ldv = QKV;
+      r.d_pos = d_pos();
+      r.d_seq = d_seq();
+      r.n = nt;
+      r.n_head = int(p_.n_head);
+      r.n_head_kv = int(p_.n_head_kv);
+      r.head_dim = int(p_.head_dim_k);
+      r.n_rot = int(p_.n_rot);
+      r.freq_base = float(p_.rope_freq_base);
+      r.freq_scale = float(p_.rope_freq_scale);
+      r.d_kcache = kcache(int(l));
+      r.d_vcache = vcache(int(l));
+      r.n_ctx = n_ctx_;
+      r.d_rope = d_rope_;
+      cuda::rope_kv(r, stream_);
+      mark(kRope);
+      for (int t0 = 0; t0 < nt; t0 += attn_group_) {
+        cuda::AttnArgs a = attn_args(int(l), t0, std::min(attn_group_, nt - t0));
+        a.d_q = d_qkv_ + size_t(t0) * QKV;
+        a.ldq = QKV;
+        cuda::attention(a, stream_);
+      }
+      mark(kAttn);
+      cuda::f32_to_f16(d_att_, int64_t(nt) * Q, d_h16_, stream_);
+      mark(kOther);
+      group_gemm(G.o, d_h16_, nt, d_x_, E, true, kO);
+      cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
+      mark(kOther);
+      group_gemm(G.gu, d_h16_, nt, d_gu_, 2 * F, false, kGu);  // d_gu_[t] = gate | up
+      cuda::swiglu_f16_ld(d_gu_, 2 * F, F, nt, d_h16_, stream_);
+      mark(kOther);
+      group_gemm(G.down, d_h16_, nt, d_x_, E, true, kDown);
+    }
+    if (n_out > 0) {
+      // Rows wanted are listed in increasing order: n_out == nt means every row, in place.
+      const bool all_rows = n_out == nt;
+      if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+      const float* xs = all_rows ? d_x_ : d_sel_;
+      if (n_out <= kSmallBatch) {
+        cuda::MatvecArgs a;
+        a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
+        a.n_in = E;
+        a.d_x = xs;
+        a.ldx = E;
+        a.nb = n_out;
+        a.d_norm = out_norm_;
+        a.eps = eps;
+        cuda::matvec(a, stream_);
+        mark(kOutOther);
+      } else {
+        cuda::rmsnorm_f16(xs, E, out_norm_, E, n_out, eps, d_h16_, stream_);
+        mark(kOutOther);
+        group_gemm(out_group_, d_h16_, n_out, d_logits_, int(p_.n_vocab), false, kOut);
+      }
+    }
+  }
+
+  // v1 (MINNOW_CUDA_LARGE=v1, or MINNOW_CUDA_GEMM=q8): one dequant + GEMM per matrix, attention in groups of 32.
+  void run_large_v1(int nt, int n_out) {
     const int E = int(p_.n_embd), Q = int(p_.q_dim()), K = int(p_.k_dim()), V = int(p_.v_dim()), F = int(p_.n_ff);
     const float eps = float(p_.rms_eps);
     cuda::get_rows(embd_.type, embd_.d, E, d_tokens(), nt, d_x_, stream_);
+    mark(kOther);
     for (size_t l = 0; l < layers_.size(); ++l) {
       const DevLayer& L = layers_[l];
       if (q8_ok(nt, {&L.q, &L.k, &L.v})) {
@@ -606,16 +1012,20 @@ class CudaBackend final : public Backend {
               cuda::GemmMode::Store, E);
       } else {
         cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
+        mark(kOther);
         gemm(L.q, d_h16_, nt, d_q_, Q, false);
         gemm(L.k, d_h16_, nt, d_k_, K, false);
         gemm(L.v, d_h16_, nt, d_v_, V, false);
       }
       rope_and_store(int(l), nt);
+      mark(kRope);
       for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
+      mark(kAttn);
       if (q8_ok(nt, {&L.o})) {
         gemm8(d_att_, Q, nullptr, nt, {gmat(L.o, d_x_, E)}, cuda::GemmMode::Add, L.o.n_in);
       } else {
         cuda::f32_to_f16(d_att_, int64_t(nt) * Q, d_h16_, stream_);
+        mark(kOther);
         gemm(L.o, d_h16_, nt, d_x_, E, true);
       }
       const bool ffn8 = q8_ok(nt, {&L.gate, &L.up});
@@ -631,9 +1041,11 @@ class CudaBackend final : public Backend {
         gemm8(d_x_, E, L.ffn_norm, nt, {gmat(L.gate, d_g_, F), gmat(L.up, nullptr, F)}, cuda::GemmMode::SwiGLU, E);
       } else {  // d_h16_ = silu(gate) * up, f16
         cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
+        mark(kOther);
         gemm(L.gate, d_h16_, nt, d_g_, F, false);
         gemm(L.up, d_h16_, nt, d_u_, F, false);
         cuda::swiglu_f16(d_g_, d_u_, int64_t(nt) * F, d_h16_, stream_);
+        mark(kOther);
       }
       if (ffn8) cuda::f32_to_f16(d_g_, int64_t(nt) * F, d_h16_, stream_);
       gemm(L.down, d_h16_, nt, d_x_, E, true);
@@ -683,6 +1095,34 @@ class CudaBackend final : public Backend {
   std::vector<DevLayer> layers_;
   size_t weight_alloc_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0, weight_read_bytes_ = 0;
   size_t wdeq_elems_ = 0;
+  // Large batches (run_large): see allocate_large().
+  bool v1_ = false;                 // MINNOW_CUDA_LARGE=v1
+  std::vector<LargeLayer> large_;   // [n_layer] (v2 only)
+  GemmGroup out_group_;             // output.weight
+  bool f16w_ = false;               // resident f16 weight groups
+  size_t f16w_bytes_ = 0;
+  size_t chunk_elems_ = 0;          // f16 elements per dequant chunk (scratch per stream)
+  std::vector<__half*> wbuf_;       // per stream: f16 [chunk_elems_]
+  std::vector<cudaStream_t> side_;  // dequant+GEMM streams (empty: everything on stream_)
+  std::vector<cublasHandle_t> side_blas_;
+  std::vector<cudaEvent_t> side_ev_;
+  cudaEvent_t fork_ev_ = nullptr;
+  int attn_group_ = kAttnGroup;     // tokens per attention launch
+  float* d_qkv_ = nullptr;          // [kUbatch][q_dim + k_dim + v_dim]
+  float* d_gu_ = nullptr;           // [kUbatch][2 n_ff]: gate | up
+  int n_sm_ = 132;                  // multiprocessors (split-K heuristic)
+  int splitk_max_ = 1;              // MINNOW_CUDA_SPLITK: largest split-K factor (1: off)
+  size_t splitk_cap_ = 0;           // floats in d_splitk_
+  float* d_splitk_ = nullptr;       // [splitk_cap_] partial products of split-K GEMMs
+  std::vector<cudaEvent_t> dl_ev_;  // one per 16-row piece of the logits download
+  bool prof_ = false;               // MINNOW_CUDA_PROFILE=1
+  long prof_every_ = 100, prof_passes_ = 0, prof_tokens_ = 0, prof_outs_ = 0;
+  int prof_skip_ = 2;  // first large passes not counted (MINNOW_CUDA_PROFILE_SKIP)
+  std::vector<cudaEvent_t> prof_ev_;
+  std::vector<int> prof_phase_;
+  size_t prof_used_ = 0;
+  double prof_ms_[kPhases] = {};
+  double prof_host_ms_ = 0;
   bool use_q8_ = false;        // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=q8: on)
   int q8_max_nt_ = kUbatch;    // ... for chunks of at most this many tokens (MINNOW_CUDA_GEMM_MAX)
   int8_t* d_xq_ = nullptr;     // [kUbatch][max(n_embd, q_dim, n_ff)] int8 activations of the GEMM

@@ -92,6 +92,13 @@ void rmsnorm_f16(const float* d_x, int ldx, const float* d_w, int n, int rows, f
 void f32_to_f16(const float* d_x, int64_t n, void* d_out_f16, cudaStream_t s);
 // out_f16[i] = silu(g[i]) * u[i]
 void swiglu_f16(const float* d_g, const float* d_u, int64_t n, void* d_out_f16, cudaStream_t s);
+// out_f16[r][i] = silu(gu[r][i]) * gu[r][n_ff + i] for i < n_ff (gate and up side by side in one row of stride
+// ld >= 2 * n_ff, as one GEMM over the stacked gate and up matrices writes them); out is [rows][n_ff]
+void swiglu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, cudaStream_t s);
+// Split-K reduction: y[t][i] = (accumulate ? y[t][i] : 0) + sum_{b < n_parts, in order} parts[b][t][i] for
+// t < nt, i < m; parts is [n_parts][nt][m] (part b at parts + b * part_stride floats), y is [nt][ldy].
+void splitk_reduce(const float* d_parts, int n_parts, size_t part_stride, int m, int nt, float* d_y, int ldy,
+                   bool accumulate, cudaStream_t s);
 // dst[r][:] = src[idx[r]][:]
 void gather_rows(const float* d_src, int n_cols, const int32_t* d_idx, int n, float* d_dst, cudaStream_t s);
 
@@ -111,6 +118,7 @@ struct RopeKvArgs {
   void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][n_head_kv][head_dim]
   void* d_vcache = nullptr;
   int n_ctx = 0;
+  const float* d_rope = nullptr;  // optional [n_ctx][n_rot/2][2] = cos, sin (rope_table); nullptr: computed
 };
 void rope_kv(const RopeKvArgs& a, cudaStream_t s);
 

@@ -33,6 +33,14 @@ __global__ void k_f32_to_f16(const float* __restrict__ x, int64_t n, __half* __r
   if (i < n) o[i] = __float2half_rn(x[i]);
 }
 
+__global__ void k_f32_to_f16_x4(const float4* __restrict__ x, int64_t n4, __half* __restrict__ o) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n4) return;
+  const float4 v = x[i];
+  __align__(8) __half2 h[2] = {__floats2half2_rn(v.x, v.y), __floats2half2_rn(v.z, v.w)};
+  *reinterpret_cast<uint2*>(o + 4 * i) = *reinterpret_cast<const uint2*>(h);
+}
+
 __global__ void k_swiglu_f16(const float* __restrict__ g, const float* __restrict__ u, int64_t n,
                              __half* __restrict__ o) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -42,6 +50,29 @@ __global__ void k_swiglu_f16(const float* __restrict__ g, const float* __restric
   }
 }
 
+// gu: [rows][ld], gate in columns [0, n_ff), up in [n_ff, 2 n_ff); out: [rows][n_ff]
+__global__ void k_swiglu_f16_ld(const float* __restrict__ gu, int ld, int n_ff, int64_t n, __half* __restrict__ o) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int64_t r = i / n_ff;
+  const int c = int(i - r * n_ff);
+  const float* row = gu + r * ld;
+  const float v = row[c];
+  o[i] = __float2half_rn(v / (1.f + __expf(-v)) * row[n_ff + c]);
+}
+
+__global__ void k_splitk_reduce(const float* __restrict__ parts, int n_parts, size_t part_stride, int m, int64_t n,
+                                float* __restrict__ y, int ldy, bool accumulate) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int64_t t = i / m;
+  const int c = int(i - t * m);
+  float s = parts[i];
+  for (int b = 1; b < n_parts; ++b) s += parts[size_t(b) * part_stride + size_t(i)];
+  float* o = y + t * ldy + c;
+  *o = accumulate ? *o + s : s;
+}
+
 __global__ void k_gather(const float* __restrict__ src, int n_cols, const int32_t* __restrict__ idx,
                          float* __restrict__ dst) {
   const int r = blockIdx.y;
@@ -49,11 +80,19 @@ __global__ void k_gather(const float* __restrict__ src, int n_cols, const int32_
   if (c < n_cols) dst[size_t(r) * n_cols + c] = src[size_t(idx[r]) * n_cols + c];
 }
 
-__device__ __forceinline__ void rope_pair(float& a, float& b, int pos, int i, int n_rot, float base, float fscale) {
-  const double theta = double(pos) * double(fscale) * pow(double(base), -2.0 * double(i) / double(n_rot));
-  double sn, cs;
-  sincos(theta, &sn, &cs);
-  const float c = float(cs), s = float(sn);
+__device__ __forceinline__ void rope_pair(float& a, float& b, int pos, int i, int n_rot, float base, float fscale,
+                                          const float* __restrict__ table) {
+  float c, s;
+  if (table) {  // rope_table: the same double-precision angles, rounded to float once on the host
+    c = table[(size_t(pos) * (n_rot / 2) + i) * 2];
+    s = table[(size_t(pos) * (n_rot / 2) + i) * 2 + 1];
+  } else {
+    const double theta = double(pos) * double(fscale) * pow(double(base), -2.0 * double(i) / double(n_rot));
+    double sn, cs;
+    sincos(theta, &sn, &cs);
+    c = float(cs);
+    s = float(sn);
+  }
   const float x0 = a, x1 = b;
   a = x0 * c - x1 * s;
   b = x0 * s + x1 * c;
@@ -71,12 +110,13 @@ __global__ void k_rope_kv(RopeKvArgs a) {
   __half* vc = static_cast<__half*>(a.d_vcache) + cache_row;
   for (int p = threadIdx.x; p < a.n_head * half_d; p += blockDim.x) {
     const int h = p / half_d, i = p % half_d;
-    if (2 * i < a.n_rot) rope_pair(q[h * D + 2 * i], q[h * D + 2 * i + 1], pos, i, a.n_rot, a.freq_base, a.freq_scale);
+    if (2 * i < a.n_rot)
+      rope_pair(q[h * D + 2 * i], q[h * D + 2 * i + 1], pos, i, a.n_rot, a.freq_base, a.freq_scale, a.d_rope);
   }
   for (int p = threadIdx.x; p < a.n_head_kv * half_d; p += blockDim.x) {
     const int h = p / half_d, i = p % half_d;
     float k0 = k[h * D + 2 * i], k1 = k[h * D + 2 * i + 1];
-    if (2 * i < a.n_rot) rope_pair(k0, k1, pos, i, a.n_rot, a.freq_base, a.freq_scale);
+    if (2 * i < a.n_rot) rope_pair(k0, k1, pos, i, a.n_rot, a.freq_base, a.freq_scale, a.d_rope);
     kc[h * D + 2 * i] = __float2half_rn(k0);
     kc[h * D + 2 * i + 1] = __float2half_rn(k1);
   }
@@ -96,6 +136,12 @@ void rmsnorm_f16(const float* d_x, int ldx, const float* d_w, int n, int rows, f
 
 void f32_to_f16(const float* d_x, int64_t n, void* d_out_f16, cudaStream_t s) {
   if (n <= 0) return;
+  if (n % 4 == 0 && reinterpret_cast<uintptr_t>(d_x) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_f16) % 8 == 0) {
+    k_f32_to_f16_x4<<<blocks_for(n / 4, 256), 256, 0, s>>>(reinterpret_cast<const float4*>(d_x), n / 4,
+                                                           static_cast<__half*>(d_out_f16));
+    check(cudaGetLastError(), "f32_to_f16 launch");
+    return;
+  }
   k_f32_to_f16<<<blocks_for(n, 256), 256, 0, s>>>(d_x, n, static_cast<__half*>(d_out_f16));
   check(cudaGetLastError(), "f32_to_f16 launch");
 }
@@ -104,6 +150,23 @@ void swiglu_f16(const float* d_g, const float* d_u, int64_t n, void* d_out_f16, 
   if (n <= 0) return;
   k_swiglu_f16<<<blocks_for(n, 256), 256, 0, s>>>(d_g, d_u, n, static_cast<__half*>(d_out_f16));
   check(cudaGetLastError(), "swiglu_f16 launch");
+}
+
+void swiglu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, cudaStream_t s) {
+  if (rows <= 0 || n_ff <= 0) return;
+  if (ld < 2 * n_ff) throw Error("cuda: swiglu_f16_ld: row stride below 2 * n_ff");
+  const int64_t n = int64_t(rows) * n_ff;
+  k_swiglu_f16_ld<<<blocks_for(n, 256), 256, 0, s>>>(d_gu, ld, n_ff, n, static_cast<__half*>(d_out_f16));
+  check(cudaGetLastError(), "swiglu_f16_ld launch");
+}
+
+void splitk_reduce(const float* d_parts, int n_parts, size_t part_stride, int m, int nt, float* d_y, int ldy,
+                   bool accumulate, cudaStream_t s) {
+  if (nt <= 0 || m <= 0) return;
+  if (n_parts < 1 || ldy < m || part_stride < size_t(m) * size_t(nt)) throw Error("cuda: splitk_reduce: bad shape");
+  const int64_t n = int64_t(nt) * m;
+  k_splitk_reduce<<<blocks_for(n, 256), 256, 0, s>>>(d_parts, n_parts, part_stride, m, n, d_y, ldy, accumulate);
+  check(cudaGetLastError(), "splitk_reduce launch");
 }
 
 void gather_rows(const float* d_src, int n_cols, const int32_t* d_idx, int n, float* d_dst, cudaStream_t s) {
