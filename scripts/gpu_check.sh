@@ -54,10 +54,13 @@ fi
 ONLY=${GPU_CHECK_ONLY:-}  # "bench": skip the unit tests, golden checks and GPU-vs-CPU comparison
 if [ "$ONLY" != bench ]; then
 # ---- 2. unit tests and kernel timings ------------------------------------------------------------------
-timeout 180 "$BIN/test_cuda_kernels" > "$OUT/unit.log" 2>&1
-rc=$?
+rc=0
+for t in test_cuda_kernels test_cuda_large test_cuda_gemm; do
+  [ -x "$BIN/$t" ] || continue
+  timeout 180 "$BIN/$t" >> "$OUT/unit.log" 2>&1 || rc=1
+done
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
-note "unit tests (test_cuda_kernels): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
+note "unit tests (test_cuda_kernels, _large, _gemm): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
 timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
@@ -188,12 +191,13 @@ for r in json.load(open(sys.argv[1])):
 PY
   # ---- 6. server load (issue 6): 32 clients with batch invariance checked on all 32, then 128 clients ---------
   if [ "${GPU_CHECK_SERVER:-1}" != 0 ]; then
-    for spec in "32 32" "128 16"; do
+    for spec in "32 32 -" "128 4 -" "128 4 MINNOW_CUDA_F16W=auto"; do
       set -- $spec
-      MINNOW_BIN=$BIN/minnow timeout 240 python3 tests/py/server_bench.py --model $TL --device cuda --parallel "$1" \
-        --ctx 512 --clients "$1" --prompt-tokens 128 --gen-tokens 128 --alone "$2" > "$OUT/server_$1.log" 2>&1
-      grep -E "clients x|single client|latency|scheduler|invariance|first error|slots busy" "$OUT/server_$1.log"
-      note "server $1 clients: $(grep -E "clients x" "$OUT/server_$1.log" | sed 's/.*errors; //') | $(grep invariance "$OUT/server_$1.log")"
+      env ${3/#-/MINNOW_NOTHING=1} MINNOW_BIN=$BIN/minnow timeout 240 python3 tests/py/server_bench.py --model $TL \
+        --device cuda --parallel "$1" --ctx 512 --clients "$1" --prompt-tokens 128 --gen-tokens 128 --alone "$2" \
+        > "$OUT/server_$1$3.log" 2>&1
+      grep -E "clients x|single client|latency|scheduler|invariance|first error|slots busy" "$OUT/server_$1$3.log"
+      note "server $1 clients [$3]: $(grep -E "clients x" "$OUT/server_$1$3.log" | sed 's/.*errors; //') | $(grep invariance "$OUT/server_$1$3.log")"
     done
     set --
   fi

@@ -28,10 +28,10 @@ def have_cuda():
     return r.returncode == 0
 
 
-def logits(model, batch, persistent):
+def logits(model, batch, persistent, extra=None):
     """Every position's logits [n, n_vocab] with `batch` tokens per forward pass; also the stderr text."""
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, MINNOW_CUDA_PERSISTENT="1" if persistent else "0")
+        env = dict(os.environ, MINNOW_CUDA_PERSISTENT="1" if persistent else "0", **(extra or {}))
         r = subprocess.run([BIN, "score", "-m", model, "--tokens", ",".join(map(str, TOKENS)), "--top", "1",
                             "-b", str(batch), "--dump", d, "--device", "cuda", "-c", "256"],
                            capture_output=True, text=True, env=env, timeout=600)
@@ -52,9 +52,13 @@ def test_logits_bitwise_equal_across_batch_sizes_and_paths(model):
     ref, err = logits(model, 1, True)
     assert "persistent decode not used" not in err, err
     assert np.all(np.isfinite(ref))
-    runs = [(b, p) for b in (1, 3, 8, 13, 32) for p in (True, False) if (b, p) != (1, True)]
-    for b, p in runs:
-        got, _ = logits(model, b, p)
+    runs = [(b, p, {}) for b in (1, 3, 8, 13, 32) for p in (True, False) if (b, p) != (1, True)]
+    # Other kernel shapes and hand-offs that must not change a bit: 8 warps per mat-vec block, down taking gate+up's
+    # int8 output instead of quantising its input itself (both ways measured on the same build: equal).
+    runs += [(1, False, {"MINNOW_CUDA_WARPS": "8"}), (13, False, {"MINNOW_CUDA_Q8HANDOFF": "1"}),
+             (1, True, {"MINNOW_CUDA_Q8HANDOFF": "1"})]
+    for b, p, extra in runs:
+        got, _ = logits(model, b, p, extra)
         diff = np.abs(got.astype(np.float64) - ref).max()
-        print(f"{os.path.basename(model)}: batch {b:2d} persistent={p}: max |diff| vs batch 1 persistent = {diff:.3g}")
-        assert np.array_equal(got, ref), f"batch {b} persistent={p} differs by up to {diff}"
+        print(f"{os.path.basename(model)}: batch {b:2d} persistent={p} {extra}: max |diff| vs batch 1 persistent = {diff:.3g}")
+        assert np.array_equal(got, ref), f"batch {b} persistent={p} {extra} differs by up to {diff}"

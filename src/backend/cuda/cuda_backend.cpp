@@ -251,6 +251,20 @@ class CudaBackend final : public Backend {
     d_g_ = static_cast<float*>(keep(dalloc<float>(U * F, scratch_bytes_)));
     d_u_ = static_cast<float*>(keep(dalloc<float>(U * F, scratch_bytes_)));
     d_sel_ = static_cast<float*>(keep(dalloc<float>(U * E, scratch_bytes_)));
+    // int8 hand-off from gate+up (SwiGLU) to down in the small-batch pass (opt-in, MINNOW_CUDA_Q8HANDOFF=1: it
+    // measured ~2% slower on the H100, docs/cuda_notes.md v14; the values are bitwise the same either way), when
+    // every gate, up and down matrix takes the int8 path.
+    // (The gate+up launch then holds 32 rows of each matrix per block: at most ~150 KiB of weights.)
+    bool handoff = p_.n_ff % 128 == 0;
+    for (const auto& L : layers_) {
+      for (const DevMat* m : {&L.gate, &L.up, &L.down})
+        handoff = handoff && (m->type == GgmlType::Q4_K || m->type == GgmlType::Q6_K);
+      handoff = handoff && 32 * (cuda::dev_row_bytes(L.gate.type, L.gate.n_in) +
+                                 cuda::dev_row_bytes(L.up.type, L.up.n_in)) <= (size_t(150) << 10);
+    }
+    const char* q8h = std::getenv("MINNOW_CUDA_Q8HANDOFF");
+    handoff = handoff && q8h && std::string(q8h) == "1";
+    if (handoff) d_q8_ = keep(dalloc<uint8_t>(cuda::q8_bytes(kSmallBatch, int(p_.n_ff)), scratch_bytes_));
     d_logits_ = static_cast<float*>(keep(dalloc<float>(U * NV, scratch_bytes_)));
     d_h16_ = keep(dalloc<__half>(U * std::max({E, Q, F}), scratch_bytes_));
     // int8 tensor-core GEMM in run_large (activations quantised per token and per 32 elements): off by default
@@ -287,14 +301,21 @@ class CudaBackend final : public Backend {
   // v2 (the default): the matrices that share an input are stacked by rows and computed as one GEMM (Q,K,V;
   // gate,up), into [nt][sum of n_out] outputs; attention runs in groups of MINNOW_CUDA_ATTN_GROUP tokens
   // (default all of the chunk, bounded by 512 MiB of scratch); RoPE reads the angle table. The weights are
-  // resident f16 copies when they take at most half of the free VRAM (MINNOW_CUDA_F16W=auto; =1 forces, =0
-  // never; TinyLlama-1.1B: 1973 MiB), else dequantized per pass into a scratch buffer, a whole group at a time
+  // dequantized per pass into a scratch buffer (only the quantized weights stay resident), or, opted in with
+  // MINNOW_CUDA_F16W (=auto: when they take at most half of the free VRAM; =1: always; TinyLlama-1.1B: +1973 MiB),
+  // resident f16 copies that trade VRAM for large-batch speed. Per-pass dequantization: a whole group at a time
   // (MINNOW_CUDA_DQ_CHUNK_KB=0, the default) or in chunks of that many KiB of f16 spread round-robin over
   // MINNOW_CUDA_DQ_STREAMS streams (each with its own scratch and cuBLAS handle). MINNOW_CUDA_SPLITK=N splits
   // GEMMs whose output tiles would not fill the GPU into up to N slices of K (splitk_for). Chunks, streams and
   // split-K measured slower on the H100 (docs/cuda_notes.md, "Large batches: dequant chunks in L2 ..."), so
   // they are off by default. MINNOW_CUDA_LARGE=v1: the earlier path (one dequant of
   // each whole matrix + one GEMM per matrix, attention in groups of 32), kept for A/B timing and the int8 GEMM.
+  static int f16w_env() {  // MINNOW_CUDA_F16W: 0/unset never, 1 always, auto (or -1) when it fits
+    const char* e = std::getenv("MINNOW_CUDA_F16W");
+    if (!e || !*e) return 0;
+    const std::string v(e);
+    return v == "auto" ? -1 : std::atoi(e);
+  }
   void allocate_large() {
     auto keep = [&](void* p) { allocs_.push_back(p); return p; };
     auto env_int = [](const char* name, int def) {
@@ -334,7 +355,8 @@ class CudaBackend final : public Backend {
              cuda::attn_scratch_floats(attn_group, int(p_.n_head), int(p_.head_dim_k), n_ctx_) * sizeof(float) > attn_cap)
         attn_group /= 2;
       attn_group = std::max(1, std::min(kUbatch, env_int("MINNOW_CUDA_ATTN_GROUP", attn_group)));
-      allocate_weights_f16(env_int("MINNOW_CUDA_F16W", -1));
+      // Off by default: the backend keeps only the quantized weights resident (issue 4's memory layout).
+      allocate_weights_f16(f16w_env());
       if (!f16w_) {
         const int chunk_kb = std::max(0, env_int("MINNOW_CUDA_DQ_CHUNK_KB", 0));
         size_t max_group = 0, max_in = 0;
@@ -594,6 +616,8 @@ class CudaBackend final : public Backend {
       f.mv.d_norm = L.ffn_norm;
       f.mv.eps = eps;
       f.mv.mode = cuda::MvMode::SwiGLU;
+      f.mv.d_q8_out = d_q8_;
+      f.mv.q8_tokens = d_q8_ ? kSmallBatch : 0;
       st.push_back(f);
       cuda::DecodeStage d;
       d.mv.m[0] = mv(L.down, d_x_, E);
@@ -602,6 +626,8 @@ class CudaBackend final : public Backend {
       d.mv.ldx = int(p_.n_ff);
       d.mv.nb = nt;
       d.mv.mode = cuda::MvMode::Add;
+      d.mv.d_q8_in = d_q8_;
+      d.mv.q8_tokens = d_q8_ ? kSmallBatch : 0;
       st.push_back(d);
     }
     return st;
@@ -1082,6 +1108,7 @@ class CudaBackend final : public Backend {
   // MINNOW_CUDA_PERSISTENT=1: the persistent decode kernel for batches of up to 8 tokens (bitwise equal results;
   // measured slower than the kernel-per-op graphs on the H100, docs/cuda_notes.md v13, so off by default).
   bool persistent_ = false;
+  void* d_q8_ = nullptr;  // int8 hand-off gate+up -> down, [kSmallBatch] tokens of n_ff (cuda::q8_bytes), or nullptr
   bool persistent_warned_ = false;
   std::map<int, std::unique_ptr<cuda::DecodePlan>> plans_;  // by token count; nullptr: unsupported
   int dump_calls_ = 0;  // forward chunks so far (file names of --dump, as the CPU backend numbers calls)

@@ -71,12 +71,20 @@ struct MatvecArgs {
   // they wait for the previous kernel. Only a hint to the memory system: results never depend on it.
   const void* d_pf[3] = {nullptr, nullptr, nullptr};  // [pf_bytes[i]] device bytes each
   size_t pf_bytes[3] = {0, 0, 0};
+  // int8 hand-off (int8 path only; see q8_bytes): a SwiGLU launch also writes its output quantised as the next
+  // launch would quantise it (d_q8_out), and that launch reads it (d_q8_in) instead of quantising d_x. Needs
+  // n_out % 32 == 0; q8_tokens is the token capacity of the buffer (>= nb).
+  void* d_q8_out = nullptr;
+  const void* d_q8_in = nullptr;
+  int q8_tokens = 0;
 };
 // cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
 void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);
 // Launched with programmatic dependent launch: the block's weight rows are copied to shared memory
 // (cp.async) before waiting for the previous kernel, so weight fetch overlaps the previous kernel's tail.
 void matvec(const MatvecArgs& a, cudaStream_t s);
+// Bytes of an int8 hand-off buffer for `tokens` tokens of width n (n % 32 == 0).
+size_t q8_bytes(int tokens, int n);
 
 // ---- Dequantization ------------------------------------------------------------------------------------
 // out[r][:] = decode(table row ids[r]) for r < n (f32); ids is a device array.

@@ -196,6 +196,12 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
       if (wbytes[i] + stage > budget) throw Error("cuda: decode plan: rows too long for shared memory");
       all_bulk = all_bulk && d.mv.bulk;
       d.kind = 0;
+      if (d.mv.q8o) {  // int8 hand-off: whole 32-blocks of the output per virtual block
+        rw = std::max(1, 32 / R) * ((R * rw + 31) / 32);
+        if ((R * rw) % 32 != 0 || R * rw > kMaxQkvRows) throw Error("cuda: decode plan: int8 output shape");
+        wbytes[i] = size_t(R) * rw * slots * d.mv.slot_bytes;
+        if (wbytes[i] + stage > budget) throw Error("cuda: decode plan: int8 output does not fit");
+      }
       d.mv.rw = rw;
       d.nvb = (d.mv.total_rows + R * rw - 1) / (R * rw);
     } else {

@@ -58,6 +58,10 @@ void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float
     }
 }
 
+size_t q8_bytes(int tokens, int n) {
+  return size_t(tokens) * (size_t(n) + size_t(n / 32) * 4 + size_t(n / 16) * 4);
+}
+
 void matvec(const MatvecArgs& a, cudaStream_t s) {
   if (a.nb <= 0) return;
   KArgs k{};
@@ -86,6 +90,12 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
     if (rw > 1) rw /= 2;
     else if (R > (a.mode == MvMode::QkvRope ? 2 : 1)) R /= 2;
     else throw Error("cuda: matvec: rows too long for shared memory");
+  }
+  if (k.q8o && (R * rw) % 32 != 0) {  // int8 hand-off: each block must own whole 32-blocks of the output
+    const int unit = 32 / R;         // R is 4, 8 or 16
+    rw = (rw + unit - 1) / unit * unit;
+    smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
+    if (R * rw > kMaxQkvRows || smem > size_t(kMaxSmem)) throw Error("cuda: matvec: int8 output shape does not fit");
   }
   k.rw = rw;
   if (NB == 1) {

@@ -40,6 +40,12 @@ struct KArgs {
   float eps;
   int mode;
   int bulk;  // weight rows copied by the copy engine (sm_90; every row a multiple of 16 bytes)
+  // int8 activations handed from one mat-vec to the next (layout of the shared-memory staging, token stride
+  // q8_tok): q8o written by a SwiGLU launch (int8 [tok][n_out] | f32 scale [tok][n_out/32] | f32 sum [tok][n_out/16]),
+  // q8i read by an int8-path launch instead of quantising x itself (the same values, computed by the producer).
+  uint8_t* q8o;
+  const uint8_t* q8i;
+  int q8_tok;
   int xreg;  // int8 path: keep each warp's first x items in registers between the statistics and the quantisation
   int rw;          // rows per warp (block rows = R * rw)
   int slot_bytes;  // shared-memory bytes per weight row
@@ -583,6 +589,20 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       }
       *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
     }
+  } else if (XM == 2 && a.q8i) {
+    // Quantised by the producer (q8o of the previous launch): copy this token group's rows.
+    const int nblk = a.n_in >> 5;
+    const uint8_t* gq = a.q8i;
+    const float* gd = reinterpret_cast<const float*>(gq + size_t(a.q8_tok) * a.n_in);
+    const float* gs = gd + size_t(a.q8_tok) * nblk;
+    const int nq = nb * a.n_in / 16, nd = nb * nblk / 4, ns = nb * 2 * nblk / 4;
+    for (int i = tid; i < nq + nd + ns; i += int(blockDim.x)) {
+      if (i < nq) cp16(xq + 16 * i, gq + size_t(b0) * a.n_in + 16 * size_t(i));
+      else if (i < nq + nd) cp16(xqd + 4 * (i - nq), gd + size_t(b0) * nblk + 4 * size_t(i - nq));
+      else cp16(xqs + 4 * (i - nq - nd), gs + size_t(b0) * 2 * nblk + 4 * size_t(i - nq - nd));
+    }
+    cp_commit();
+    cp_wait_all();
   } else if (XM == 2) {
     // Four lanes per (token, 32-element block), 8 elements each: scale = amax / 127, round to nearest even,
     // integer sums per 16. The whole warp iterates together (shuffles need every lane).
@@ -753,9 +773,44 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
           } else if (a.mode == 1) {
             *y = (a.rw == 1 ? ypre : *y) + v;
           } else {
-            *y = v / (1.f + __expf(-v)) * acc2[b];
+            const float g = v / (1.f + __expf(-v)) * acc2[b];
+            *y = g;
+            if (XM == 2 && a.q8o) s_res[slot][b] = g;
           }
         }
+      }
+    }
+  }
+  if (XM == 2 && a.mode == 2 && a.q8o) {
+    // The block's rows are whole 32-blocks of the next launch's input (the launcher checks RB % 32 == 0): warp w
+    // quantises (block, token) pairs exactly as the staging above would (amax / 127, round to nearest even,
+    // integer sums per 16; the max and the integer sums do not depend on the order).
+    __syncthreads();
+    const int nblk_out = a.total_rows >> 5;
+    uint8_t* gq = a.q8o;
+    float* gd = reinterpret_cast<float*>(gq + size_t(a.q8_tok) * a.total_rows);
+    float* gs = gd + size_t(a.q8_tok) * nblk_out;
+    for (int p = warp; p < (RB >> 5) * nb; p += R) {
+      const int gi = p / nb, b = p - gi * nb;
+      const int row0 = bx * RB + gi * 32;
+      if (row0 >= a.total_rows) continue;
+      const float v = s_res[gi * 32 + lane][b];
+      float amax = fabsf(v);
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+      const float d = amax / 127.f;
+      const float id = d > 0.f ? 127.f / amax : 0.f;
+      const int qv = __float2int_rn(v * id);
+      int sum = qv;
+#pragma unroll
+      for (int o = 1; o < 16; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      const int t = b0 + b, j = row0 >> 5;
+      gq[size_t(t) * a.total_rows + row0 + lane] = uint8_t(qv & 0xFF);
+      if (lane == 0) {
+        gd[size_t(t) * nblk_out + j] = d;
+        gs[size_t(t) * 2 * nblk_out + 2 * j] = float(sum);
+      } else if (lane == 16) {
+        gs[size_t(t) * 2 * nblk_out + 2 * j + 1] = float(sum);
       }
     }
   }
@@ -869,6 +924,20 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
     return e && std::string(e) == "1";
   }();
   k.bulk = bulk_on ? 1 : 0;
+  k.q8o = static_cast<uint8_t*>(a.d_q8_out);
+  k.q8i = static_cast<const uint8_t*>(a.d_q8_in);
+  k.q8_tok = a.q8_tokens;
+  if (k.q8o || k.q8i) {
+    const bool q8types = [&] {
+      for (int i = 0; i < a.n_mats; ++i)
+        if (a.m[i].type != GgmlType::Q4_K && a.m[i].type != GgmlType::Q6_K) return false;
+      return true;
+    }();
+    if (!q8types || a.q8_tokens < a.nb) throw Error("cuda: matvec: bad int8 hand-off");
+    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 32 != 0)) throw Error("cuda: matvec: bad int8 output");
+    if (k.q8i && a.n_in % 128 != 0) throw Error("cuda: matvec: bad int8 input");
+    if (a.q8_tokens % 8 != 0) throw Error("cuda: matvec: int8 hand-off capacity must be a multiple of 8");
+  }
   for (int i = 0; i < k.n_mats; ++i)
     if (k.m[i].row_bytes % 16 != 0) k.bulk = 0;
   for (int i = 0; i < 3; ++i) {
