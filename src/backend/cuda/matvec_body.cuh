@@ -158,7 +158,7 @@ __device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSr
   // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
   const int k = lane & 7, c = k >> 1, h = k & 1;
   const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sh = 16 * (c & 1);    // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const int sbits = 16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
@@ -167,7 +167,7 @@ __device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSr
     // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
     const uint4 hd = ld128(blk);
     const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
-    const uint32_t Y = hd.y >> sh, Z = hd.z >> sh, W = hd.w >> sh;
+    const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
     const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
     const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
     const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
@@ -237,7 +237,7 @@ __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const 
   // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
   const int k = lane & 7, c = k >> 1, h = k & 1;
   const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sh = 16 * (c & 1);    // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const int sbits = 16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
@@ -246,21 +246,21 @@ __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const 
     // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
     const uint4 hd = ld128(blk);
     const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
-    const uint32_t Y = hd.y >> sh, Z = hd.z >> sh, W = hd.w >> sh;
+    const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
     const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
     const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
     const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
     const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
     const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
     const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-    const int col0 = sb * 256 + 64 * c + 16 * h, col1 = col0 + 32;
-    const int j0 = col0 >> 5, j1 = col1 >> 5;
+    const int col0 = sb * 256 + 64 * c + 16 * h;
+    const int j0 = sb * 8 + 2 * c, j1 = j0 + 1;  // the 32-blocks of col0 and col0 + 32 (16 h < 32)
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
       if (b < nb) {
-        const int8_t* xb = x.q + b * x.n_in;
-        const uint4 xl = *reinterpret_cast<const uint4*>(xb + col0);
-        const uint4 xh = *reinterpret_cast<const uint4*>(xb + col1);
+        const int8_t* xb = x.q + b * x.n_in + col0;
+        const uint4 xl = *reinterpret_cast<const uint4*>(xb);
+        const uint4 xh = *reinterpret_cast<const uint4*>(xb + 32);
         const int xlw[4] = {int(xl.x), int(xl.y), int(xl.z), int(xl.w)};
         const int xhw[4] = {int(xh.x), int(xh.y), int(xh.z), int(xh.w)};
         int sl = 0, sh = 0;
@@ -283,8 +283,9 @@ __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const 
 template <int NB>
 __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
   const int n_units = n_in / 64;
+  const int k = lane & 3, n = k >> 1, j = k & 1;  // u = lane + 32 i: the same place in every super-block
   for (int u = lane; u < n_units; u += 32) {
-    const int sb = u >> 2, k = u & 3, n = k >> 1, j = k & 1;
+    const int sb = u >> 2;
     const uint8_t* blk = wrow + sb * 224;
     const uint4 qa = ld128(blk + 64 * n + 16 * j);
     const uint4 qb = ld128(blk + 64 * n + 32 + 16 * j);
@@ -301,13 +302,14 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
       for (int i = 0; i < 4; ++i) {
         const uint32_t src = (g & 1) ? wb[i] : wa[i];
         const uint32_t lo = (g >= 2 ? (src >> 4) : src) & 0x0F0F0F0Fu;
-        const uint32_t hi = ((wh[i] >> (2 * g)) & 0x03030303u) << 4;
+        // bits 2g, 2g + 1 of each byte of qh moved to bits 4, 5 (= ((wh >> 2g) & 0x03030303) << 4)
+        const uint32_t hi = (g < 2 ? (wh[i] << (4 - 2 * g)) : (wh[i] >> (2 * g - 4))) & 0x30303030u;
         q6[i] = int(lo | hi);
       }
       const int sbyte = int(int8_t(((g < 2 ? scw.x : scw.y) >> (8 * (j + 2 * (g & 1)))) & 0xFFu));
       const float ds = d * float(sbyte);
       const int col = sb * 256 + 128 * n + 32 * g + 16 * j;
-      const int jb = col >> 5;
+      const int jb = sb * 8 + 4 * n + g;  // col >> 5 (16 j < 32)
 #pragma unroll
       for (int b = 0; b < NB; ++b) {
         if (b < nb) {
