@@ -13,20 +13,20 @@ constexpr int kChunk = 128;  // positions per block
 constexpr int kMaxG = 4;     // query heads per block
 __host__ __device__ constexpr int threads_for(int) { return 128; }
 
-
 inline int n_splits(int n_ctx) { return (n_ctx + kChunk - 1) / kChunk; }
 
 template <int D>
 constexpr size_t smem_bytes() {
-  return size_t(kMaxG) * D * 4 + size_t(kMaxG) * kChunk * 4 + size_t(kChunk) * (D + 8) * 2 + size_t(kChunk) * D * 2;
+  return size_t(kMaxG) * D * 4 + size_t(kMaxG) * kChunk * 4 + size_t(kChunk) * (D + 8) * 2 +
+         size_t(kChunk) * D * 2;
 }
 
 // One block of the attention grid (bx: chunk, by: kv head x query-head group, bz: token), with kThreads
 // threads (a token's result does not depend on kThreads). `wait` is called before anything a predecessor
 // wrote is read. Every return is uniform across the block; the caller synchronises before reusing smem.
 template <int D, int kThreads, class Wait>
-__device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_blocks, int bx, int by, int bz,
-                                           float* smem, Wait&& wait) {
+__device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_blocks, int bx, int by,
+                                           int bz, float* smem, Wait&& wait) {
   float* q_s = smem;                                             // [kMaxG][D]
   float* sc = q_s + kMaxG * D;                                   // [kMaxG][kChunk]
   __half* k_s = reinterpret_cast<__half*>(sc + kMaxG * kChunk);  // [kChunk][D + 8]
@@ -51,8 +51,10 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
 
   // Stage q (scaled), K and V.
   const size_t row_stride = size_t(a.n_head_kv) * D;  // halves between positions
-  const __half* kg = static_cast<const __half*>(a.d_kcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
-  const __half* vg = static_cast<const __half*>(a.d_vcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
+  const __half* kg =
+      static_cast<const __half*>(a.d_kcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
+  const __half* vg =
+      static_cast<const __half*>(a.d_vcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
   constexpr int kVec = D / 8;  // 16-byte vectors per row
   for (int i = tid; i < cnt * kVec; i += kThreads) {
     const int p = i / kVec, c = i % kVec;
@@ -88,9 +90,14 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
           const float4* qg = reinterpret_cast<const float4*>(q_s + g * D + d8 * 8);
           const float4 qa = qg[0], qb = qg[1];
           float acc = s[g];
-          acc = fmaf(qa.x, kf[0], acc); acc = fmaf(qa.y, kf[1], acc); acc = fmaf(qa.z, kf[2], acc);
-          acc = fmaf(qa.w, kf[3], acc); acc = fmaf(qb.x, kf[4], acc); acc = fmaf(qb.y, kf[5], acc);
-          acc = fmaf(qb.z, kf[6], acc); acc = fmaf(qb.w, kf[7], acc);
+          acc = fmaf(qa.x, kf[0], acc);
+          acc = fmaf(qa.y, kf[1], acc);
+          acc = fmaf(qa.z, kf[2], acc);
+          acc = fmaf(qa.w, kf[3], acc);
+          acc = fmaf(qb.x, kf[4], acc);
+          acc = fmaf(qb.y, kf[5], acc);
+          acc = fmaf(qb.z, kf[6], acc);
+          acc = fmaf(qb.w, kf[7], acc);
           s[g] = acc;
         }
       }
@@ -128,7 +135,8 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
   constexpr int kSlots = kThreads / kCols;
   constexpr int kPer = (kMaxG + kSlots - 1) / kSlots;
   const int c = tid % kCols, slot = tid / kCols;
-  // Two accumulator sets (even / odd positions) halve the dependent FMA chain; fixed order, summed at the end.
+  // Two accumulator sets (even / odd positions) halve the dependent FMA chain; fixed order, summed at the
+  // end.
   float2 acc[kPer], acc_odd[kPer];
 #pragma unroll
   for (int i = 0; i < kPer; ++i) acc[i] = acc_odd[i] = make_float2(0.f, 0.f);
@@ -235,7 +243,8 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
       const int g = i / D, d = i % D;
       const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride + d;
       float num = 0.f;
-      // 32 loads in flight per batch: one L2 round trip up to 32 chunks (depth 4096); same sum order as before.
+      // 32 loads in flight per batch: one L2 round trip up to 32 chunks (depth 4096); same sum order as
+      // before.
       for (int s0 = 0; s0 < nv; s0 += 32) {
         float ov[32];
 #pragma unroll
@@ -247,40 +256,41 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
       a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num;
     }
   } else {
-  for (int i = tid; i < ng * D; i += kThreads) {
-    const int g = i / D, d = i % D;
-    const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
-    // Loads are batched 8 at a time so that they are in flight together (in order, fixed sum order).
-    float m = -INFINITY;
-    for (int s0 = 0; s0 < nv; s0 += 8) {
-      float mv[8];
+    for (int i = tid; i < ng * D; i += kThreads) {
+      const int g = i / D, d = i % D;
+      const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
+      // Loads are batched 8 at a time so that they are in flight together (in order, fixed sum order).
+      float m = -INFINITY;
+      for (int s0 = 0; s0 < nv; s0 += 8) {
+        float mv[8];
 #pragma unroll
-      for (int k = 0; k < 8; ++k) mv[k] = s0 + k < nv ? __ldcg(part + (s0 + k) * part_stride + D) : -INFINITY;
+        for (int k = 0; k < 8; ++k)
+          mv[k] = s0 + k < nv ? __ldcg(part + (s0 + k) * part_stride + D) : -INFINITY;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) m = fmaxf(m, mv[k]);
-    }
-    float num = 0.f, den = 0.f;
-    for (int s0 = 0; s0 < nv; s0 += 8) {
-      float mv[8], lv[8], ov[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const bool ok = s0 + k < nv;
-        const float* ps = part + (s0 + k) * part_stride;
-        mv[k] = ok ? __ldcg(ps + D) : -INFINITY;
-        lv[k] = ok ? __ldcg(ps + D + 1) : 0.f;
-        ov[k] = ok ? __ldcg(ps + d) : 0.f;
+        for (int k = 0; k < 8; ++k) m = fmaxf(m, mv[k]);
       }
+      float num = 0.f, den = 0.f;
+      for (int s0 = 0; s0 < nv; s0 += 8) {
+        float mv[8], lv[8], ov[8];
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (s0 + k < nv) {
-          const float w = __expf(mv[k] - m);
-          den = fmaf(lv[k], w, den);
-          num = fmaf(ov[k], w, num);
+        for (int k = 0; k < 8; ++k) {
+          const bool ok = s0 + k < nv;
+          const float* ps = part + (s0 + k) * part_stride;
+          mv[k] = ok ? __ldcg(ps + D) : -INFINITY;
+          lv[k] = ok ? __ldcg(ps + D + 1) : 0.f;
+          ov[k] = ok ? __ldcg(ps + d) : 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (s0 + k < nv) {
+            const float w = __expf(mv[k] - m);
+            den = fmaf(lv[k], w, den);
+            num = fmaf(ov[k], w, num);
+          }
         }
       }
+      a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num / den;
     }
-    a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num / den;
-  }
   }
   if (tid == 0) *counter = 0;
 }

@@ -1,9 +1,10 @@
 // Persistent decode kernel: the mat-vec and attention stages of every layer in one cooperative launch.
 // Between kernels, each mat-vec of the per-op path pays a fixed chain (launch, wait for the previous grid to
 // drain, then its own activation staging); here a block that finishes its part of stage s issues the weight
-// copies of its part of stage s + 1 and then waits at a grid-wide barrier (an atomic counter in global memory),
-// so only the barrier stays between stages. Each stage's virtual blocks (the blocks the per-op kernel would
-// launch) are dealt round-robin over the resident blocks and run the same device code (mv_block, attn_block).
+// copies of its part of stage s + 1 and then waits at a grid-wide barrier (an atomic counter in global
+// memory), so only the barrier stays between stages. Each stage's virtual blocks (the blocks the per-op
+// kernel would launch) are dealt round-robin over the resident blocks and run the same device code (mv_block,
+// attn_block).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,23 +21,25 @@
 namespace minnow::cuda {
 namespace {
 
-constexpr int kThreads = 256;                 // 8 warps: the mat-vec's R
-constexpr size_t kSmemBudget = 110 * 1024;    // per block, so that two blocks fit on an SM (MINNOW_CUDA_PERSISTENT_SMEM: KiB)
+constexpr int kThreads = 256;  // 8 warps: the mat-vec's R
+constexpr size_t kSmemBudget =
+    110 * 1024;  // per block, so that two blocks fit on an SM (MINNOW_CUDA_PERSISTENT_SMEM: KiB)
 
 struct alignas(16) DStage {
-  int kind;  // 0 mat-vec (int8 path), 1 attention
-  int nvb;   // virtual blocks
-  int region;            // mat-vec: mbarrier set of its weight region (0 / 1)
+  int kind;               // 0 mat-vec (int8 path), 1 attention
+  int nvb;                // virtual blocks
+  int region;             // mat-vec: mbarrier set of its weight region (0 / 1)
   unsigned w_off, x_off;  // dynamic shared memory offsets: weights (attention: its staging) and activations
   KArgs mv;
   AttnArgs at;
   int splits, g_blocks, at_y;
 };
 
-// Grid-wide barrier, split in two: a block arrives as soon as its part of a stage is done (release reduction on
-// a counter that only grows; the bar.sync before it orders the whole block's writes first) and waits only when
-// it needs the other blocks' results (relaxed spin, then one acquire fence), so the next stage's descriptor
-// copy, weight issue and constant loads overlap the barrier. Target of the k-th wait: base + k * gridDim.
+// Grid-wide barrier, split in two: a block arrives as soon as its part of a stage is done (release reduction
+// on a counter that only grows; the bar.sync before it orders the whole block's writes first) and waits only
+// when it needs the other blocks' results (relaxed spin, then one acquire fence), so the next stage's
+// descriptor copy, weight issue and constant loads overlap the barrier. Target of the k-th wait: base + k *
+// gridDim.
 __device__ __forceinline__ void grid_arrive(unsigned long long* bar) {
   __syncthreads();
   if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
@@ -69,11 +72,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int kWords = int(sizeof(DStage) / 4);
   __shared__ __align__(16) int s_desc[2][kWords];  // stages s and s + 1 (shared, not global, loads)
-  for (int i = int(threadIdx.x); i < kWords; i += kThreads) s_desc[0][i] = reinterpret_cast<const int*>(st)[i];
+  for (int i = int(threadIdx.x); i < kWords; i += kThreads)
+    s_desc[0][i] = reinterpret_cast<const int*>(st)[i];
   __syncthreads();
   if (deep) {
     const DStage& S0 = *reinterpret_cast<const DStage*>(s_desc[0]);
-    if (S0.kind == 0 && int(blockIdx.x) < S0.nvb) mv_issue(S0.mv, int(blockIdx.x), smem + S0.w_off, S0.region);
+    if (S0.kind == 0 && int(blockIdx.x) < S0.nvb)
+      mv_issue(S0.mv, int(blockIdx.x), smem + S0.w_off, S0.region);
   }
   unsigned long long target = base;
   for (int s = 0; s < n_st; ++s) {
@@ -83,7 +88,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int i = int(threadIdx.x); i < kWords; i += kThreads) s_desc[(s + 1) & 1][i] = src[i];
       __syncthreads();
       const DStage& N = *reinterpret_cast<const DStage*>(s_desc[(s + 1) & 1]);
-      if (deep && N.kind == 0 && int(blockIdx.x) < N.nvb) mv_issue(N.mv, int(blockIdx.x), smem + N.w_off, N.region);
+      if (deep && N.kind == 0 && int(blockIdx.x) < N.nvb)
+        mv_issue(N.mv, int(blockIdx.x), smem + N.w_off, N.region);
     }
     const bool sync = s > 0;
     if (sync) target += gridDim.x;
@@ -114,7 +120,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-using KernelFn = void (*)(const DStage*, int, unsigned long long*, unsigned long long, unsigned long long*, int);
+using KernelFn = void (*)(const DStage*, int, unsigned long long*, unsigned long long, unsigned long long*,
+                          int);
 
 template <int NB, int D>
 KernelFn pick() {
@@ -150,13 +157,15 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
     }
   if (D == 0) D = 64;
   if (D != 32 && D != 64 && D != 128) throw Error("cuda: decode plan: head dimension " + std::to_string(D));
-  KernelFn fn = D == 32 ? (NB == 1 ? pick<1, 32>() : pick<8, 32>())
+  KernelFn fn = D == 32   ? (NB == 1 ? pick<1, 32>() : pick<8, 32>())
                 : D == 64 ? (NB == 1 ? pick<1, 64>() : pick<8, 64>())
                           : (NB == 1 ? pick<1, 128>() : pick<8, 128>());
   size_t budget = kSmemBudget;
   if (const char* e = std::getenv("MINNOW_CUDA_PERSISTENT_SMEM")) budget = size_t(std::atoi(e)) * 1024;
-  if (budget < 16 * 1024 || budget > 220 * 1024) throw Error("cuda: decode plan: MINNOW_CUDA_PERSISTENT_SMEM out of range");
-  check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(budget)), "decode smem attribute");
+  if (budget < 16 * 1024 || budget > 220 * 1024)
+    throw Error("cuda: decode plan: MINNOW_CUDA_PERSISTENT_SMEM out of range");
+  check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(budget)),
+        "decode smem attribute");
   int per_sm = 0;
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, kThreads, budget), "decode occupancy");
   int dev = 0, n_sm = 0;
@@ -180,13 +189,15 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
       size_t stage = 0;
       mv_prepare(s.mv, NB, d.mv, xm, stage);
       if (xm != 2) throw Error("cuda: decode plan: only Q4_K / Q6_K mat-vecs");
-      d.mv.bulk = 1;  // copy-engine weight copies (needed for the early issue), unless a row is not 16-byte sized
+      d.mv.bulk =
+          1;  // copy-engine weight copies (needed for the early issue), unless a row is not 16-byte sized
       for (int k = 0; k < d.mv.n_mats; ++k)
         if (d.mv.m[k].row_bytes % 16 != 0) d.mv.bulk = 0;
       if (const char* e = std::getenv("MINNOW_CUDA_BULK"))
         if (std::string(e) == "0") d.mv.bulk = 0;
       const int slots = s.mv.mode == MvMode::SwiGLU ? 2 : 1;
-      // Rows per warp: one wave of virtual blocks where shared memory allows (arithmetic never depends on it).
+      // Rows per warp: one wave of virtual blocks where shared memory allows (arithmetic never depends on
+      // it).
       int rw = std::max(1, (d.mv.total_rows + grid * R - 1) / (grid * R));
       const int rw_cap = s.mv.mode == MvMode::QkvRope ? kMaxQkvRows / R : 64;
       rw = std::min(rw, rw_cap);
@@ -216,7 +227,9 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
       d.g_blocks = (G + kMaxG - 1) / kMaxG;
       d.at_y = a.n_head_kv * d.g_blocks;
       d.nvb = d.splits * d.at_y * a.n;
-      wbytes[i] = D == 32 ? cuda::smem_bytes<32>() : D == 64 ? cuda::smem_bytes<64>() : cuda::smem_bytes<128>();
+      wbytes[i] = D == 32   ? cuda::smem_bytes<32>()
+                  : D == 64 ? cuda::smem_bytes<64>()
+                            : cuda::smem_bytes<128>();
     }
   }
   // Shared memory plan. Deep prefetch: mat-vec weights alternate between regions 0 and 1, an attention stage
@@ -225,8 +238,10 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
   std::vector<int> region(stages.size(), 0);
   int mv_count = 0;
   for (size_t i = 0; i < stages.size(); ++i) {
-    if (host[i].kind == 0) region[i] = (mv_count++) & 1;
-    else region[i] = i > 0 ? region[i - 1] : 0;
+    if (host[i].kind == 0)
+      region[i] = (mv_count++) & 1;
+    else
+      region[i] = i > 0 ? region[i - 1] : 0;
   }
   size_t rsz[2] = {0, 0}, xsz = 0;
   bool deep = all_bulk && std::getenv("MINNOW_CUDA_DEEP") == nullptr;
@@ -262,14 +277,16 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
   impl_->deep = deep;
   impl_->kinds.resize(host.size());
   for (size_t i = 0; i < host.size(); ++i) impl_->kinds[i] = host[i].kind == 1 ? 4 : int(stages[i].mv.mode);
-  std::fprintf(stderr,
-               "cuda: persistent decode: %d blocks (%d per SM) x %d threads, %zu of %zu KiB shared memory, %d stages, "
-               "weights issued %s\n",
-               grid, per_sm, kThreads, (smem + 1023) / 1024, budget / 1024, int(host.size()),
-               deep ? "one stage early" : "at each stage");
+  std::fprintf(
+      stderr,
+      "cuda: persistent decode: %d blocks (%d per SM) x %d threads, %zu of %zu KiB shared memory, %d stages, "
+      "weights issued %s\n",
+      grid, per_sm, kThreads, (smem + 1023) / 1024, budget / 1024, int(host.size()),
+      deep ? "one stage early" : "at each stage");
   try {
     check(cudaMalloc(&impl_->d_st, host.size() * sizeof(DStage)), "cudaMalloc");
-    check(cudaMemcpy(impl_->d_st, host.data(), host.size() * sizeof(DStage), cudaMemcpyHostToDevice), "upload stages");
+    check(cudaMemcpy(impl_->d_st, host.data(), host.size() * sizeof(DStage), cudaMemcpyHostToDevice),
+          "upload stages");
     check(cudaMalloc(&impl_->d_bar, sizeof(unsigned long long)), "cudaMalloc");
     check(cudaMemset(impl_->d_bar, 0, sizeof(unsigned long long)), "cudaMemset");
   } catch (...) {
@@ -312,7 +329,8 @@ void DecodePlan::launch(cudaStream_t s) {
   m.base += (unsigned long long)(m.n_st - 1) * unsigned(m.grid);
   if (trace) {
     std::vector<unsigned long long> t(3 * size_t(m.n_st));
-    check(cudaMemcpyAsync(t.data(), m.d_trace, t.size() * sizeof(t[0]), cudaMemcpyDeviceToHost, s), "trace copy");
+    check(cudaMemcpyAsync(t.data(), m.d_trace, t.size() * sizeof(t[0]), cudaMemcpyDeviceToHost, s),
+          "trace copy");
     check(cudaStreamSynchronize(s), "trace sync");
     const char* names[5] = {"matvec", "matvec+add", "gate/up", "qkv", "attention"};
     double work[5] = {0, 0, 0, 0, 0}, gap[5] = {0, 0, 0, 0, 0};
@@ -323,10 +341,13 @@ void DecodePlan::launch(cudaStream_t s) {
       if (i + 1 < m.n_st) gap[k] += double(int64_t(t[3 * size_t(i) + 3] - t[3 * size_t(i) + 1])) / 1000.0;
       ++cnt[k];
     }
-    std::fprintf(stderr, "cuda: persistent trace (us per stage: block 0 start -> last block done; then -> next start)\n");
+    std::fprintf(
+        stderr,
+        "cuda: persistent trace (us per stage: block 0 start -> last block done; then -> next start)\n");
     for (int k = 0; k < 5; ++k)
       if (cnt[k])
-        std::fprintf(stderr, "  %-10s x%3d: work %6.2f  barrier %6.2f\n", names[k], cnt[k], work[k] / cnt[k], gap[k] / cnt[k]);
+        std::fprintf(stderr, "  %-10s x%3d: work %6.2f  barrier %6.2f\n", names[k], cnt[k], work[k] / cnt[k],
+                     gap[k] / cnt[k]);
     std::fprintf(stderr, "  total %.1f us\n", double(t[3 * size_t(m.n_st - 1) + 1] - t[0]) / 1000.0);
   }
 }

@@ -15,10 +15,10 @@
 namespace minnow::cuda {
 namespace {
 
-constexpr int kMaxWarps = 16;  // warps per block (the per-op launcher uses kWarps, see k_matvec.cu)
-constexpr int kMaxStage = 96 * 1024;    // bytes of staged activations per block
-constexpr int kMaxSmem = 200 * 1024;    // dynamic shared memory per block
-constexpr int kMaxQkvRows = 64;        // rows per block (R * rw) in QkvRope mode
+constexpr int kMaxWarps = 16;         // warps per block (the per-op launcher uses kWarps, see k_matvec.cu)
+constexpr int kMaxStage = 96 * 1024;  // bytes of staged activations per block
+constexpr int kMaxSmem = 200 * 1024;  // dynamic shared memory per block
+constexpr int kMaxQkvRows = 64;       // rows per block (R * rw) in QkvRope mode
 
 struct KMat {
   const uint8_t* w;  // [n_out][row_bytes]
@@ -41,12 +41,14 @@ struct KArgs {
   int mode;
   int bulk;  // weight rows copied by the copy engine (sm_90; every row a multiple of 16 bytes)
   // int8 activations handed from one mat-vec to the next (layout of the shared-memory staging, token stride
-  // q8_tok): q8o written by a SwiGLU launch (int8 [tok][n_out] | f32 scale [tok][n_out/32] | f32 sum [tok][n_out/16]),
-  // q8i read by an int8-path launch instead of quantising x itself (the same values, computed by the producer).
+  // q8_tok): q8o written by a SwiGLU launch (int8 [tok][n_out] | f32 scale [tok][n_out/32] | f32 sum
+  // [tok][n_out/16]), q8i read by an int8-path launch instead of quantising x itself (the same values,
+  // computed by the producer).
   uint8_t* q8o;
   const uint8_t* q8i;
   int q8_tok;
-  int xreg;  // int8 path: keep each warp's first x items in registers between the statistics and the quantisation
+  int xreg;        // int8 path: keep each warp's first x items in registers between the statistics and the
+                   // quantisation
   int rw;          // rows per warp (block rows = R * rw)
   int slot_bytes;  // shared-memory bytes per weight row
   int xs_stride;   // floats per staged token row
@@ -57,7 +59,7 @@ struct KArgs {
   __half* kc;
   __half* vc;
   int n_ctx;
-  const float* rope;  // [n_ctx][n_rot/2][2] or nullptr
+  const float* rope;     // [n_ctx][n_rot/2][2] or nullptr
   const uint8_t* pf[3];  // L2 prefetch ranges [pf_n[i]] bytes (hint only)
   unsigned long long pf_n[3];
 };
@@ -68,8 +70,9 @@ __device__ __forceinline__ void cp4(void* dst, const void* src) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
 }
-// L2 prefetch of the ranges in a.pf (weights of a later kernel): chunks of kPfChunk bytes dealt round-robin over
-// the blocks (chunk c to block c % n_blocks) so every SM issues a few. A hint only: no result depends on it.
+// L2 prefetch of the ranges in a.pf (weights of a later kernel): chunks of kPfChunk bytes dealt round-robin
+// over the blocks (chunk c to block c % n_blocks) so every SM issues a few. A hint only: no result depends on
+// it.
 constexpr unsigned kPfChunk = 4096;
 __device__ __forceinline__ void prefetch_l2(const uint8_t* p, unsigned n) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -94,7 +97,6 @@ __device__ __forceinline__ void prefetch_ranges(const A& a) {
   }
 }
 
-
 // Where the activations come from: staged (shared memory, already normalised) or global (normalised here,
 // with the same operations in the same order as the staging, so both give identical values).
 template <bool STAGED>
@@ -107,11 +109,25 @@ struct XSrc {
     if (STAGED) {
       const float4* q = reinterpret_cast<const float4*>(p + b * stride + xi(col));
       const float4 a = q[0], c = q[1];
-      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = c.x; v[5] = c.y; v[6] = c.z; v[7] = c.w;
+      v[0] = a.x;
+      v[1] = a.y;
+      v[2] = a.z;
+      v[3] = a.w;
+      v[4] = c.x;
+      v[5] = c.y;
+      v[6] = c.z;
+      v[7] = c.w;
     } else {
       const float4* q = reinterpret_cast<const float4*>(p + size_t(b) * stride + col);
       const float4 a = __ldg(q), c = __ldg(q + 1);
-      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = c.x; v[5] = c.y; v[6] = c.z; v[7] = c.w;
+      v[0] = a.x;
+      v[1] = a.y;
+      v[2] = a.z;
+      v[3] = a.w;
+      v[4] = c.x;
+      v[5] = c.y;
+      v[6] = c.z;
+      v[7] = c.w;
       if (norm) {
         const float s = inv[b];
         const float4 n0 = __ldg(reinterpret_cast<const float4*>(norm + col));
@@ -140,8 +156,8 @@ __device__ __forceinline__ void fma8(const float* w, const XSrc<STAGED>& xs, int
 }
 
 template <int T, int NB, bool S>
-__device__ __forceinline__ void dot_generic(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
-                                            float* acc) {
+__device__ __forceinline__ void dot_generic(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb,
+                                            int lane, float* acc) {
   const int n_units = n_in / 8;
   for (int u = lane; u < n_units; u += 32) {
     const int col = u * 8;
@@ -158,13 +174,15 @@ __device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSr
   // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
   const int k = lane & 7, c = k >> 1, h = k & 1;
   const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sbits = 16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const int sbits =
+      16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the two
-    // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
+    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the
+    // two sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by
+    // byte).
     const uint4 hd = ld128(blk);
     const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
     const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
@@ -232,18 +250,21 @@ struct XQ {
 };
 
 template <int NB>
-__device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
+__device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane,
+                                           float* acc) {
   const int n_units = n_in / 32;
   // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
   const int k = lane & 7, c = k >> 1, h = k & 1;
   const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sbits = 16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const int sbits =
+      16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the two
-    // sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by byte).
+    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the
+    // two sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by
+    // byte).
     const uint4 hd = ld128(blk);
     const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
     const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
@@ -281,7 +302,8 @@ __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const 
 }
 
 template <int NB>
-__device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane, float* acc) {
+__device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane,
+                                           float* acc) {
   const int n_units = n_in / 64;
   const int k = lane & 3, n = k >> 1, j = k & 1;  // u = lane + 32 i: the same place in every super-block
   for (int u = lane; u < n_units; u += 32) {
@@ -328,31 +350,60 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
 }
 
 template <int NB, bool S>
-__device__ __forceinline__ void row_dot(int type, const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
-                                     float* acc) {
+__device__ __forceinline__ void row_dot(int type, const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb,
+                                        int lane, float* acc) {
   switch (type) {
-    case T_Q4_K: dot_q4k<NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q6_K: dot_q6k<NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_F32: dot_generic<T_F32, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_F16: dot_generic<T_F16, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_BF16: dot_generic<T_BF16, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q4_0: dot_generic<T_Q4_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q4_1: dot_generic<T_Q4_1, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q5_0: dot_generic<T_Q5_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q5_1: dot_generic<T_Q5_1, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q8_0: dot_generic<T_Q8_0, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q2_K: dot_generic<T_Q2_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q3_K: dot_generic<T_Q3_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    case T_Q5_K: dot_generic<T_Q5_K, NB>(wrow, n_in, xs, nb, lane, acc); break;
-    default: break;
+    case T_Q4_K:
+      dot_q4k<NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q6_K:
+      dot_q6k<NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_F32:
+      dot_generic<T_F32, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_F16:
+      dot_generic<T_F16, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_BF16:
+      dot_generic<T_BF16, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q4_0:
+      dot_generic<T_Q4_0, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q4_1:
+      dot_generic<T_Q4_1, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q5_0:
+      dot_generic<T_Q5_0, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q5_1:
+      dot_generic<T_Q5_1, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q8_0:
+      dot_generic<T_Q8_0, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q2_K:
+      dot_generic<T_Q2_K, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q3_K:
+      dot_generic<T_Q3_K, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    case T_Q5_K:
+      dot_generic<T_Q5_K, NB>(wrow, n_in, xs, nb, lane, acc);
+      break;
+    default:
+      break;
   }
 }
 
 template <int NB>
-__device__ __forceinline__ void row_dot_q8(int type, const uint8_t* wrow, int n_in, const XQ& xs, int nb, int lane,
-                                           float* acc) {
-  if (type == T_Q4_K) dot_q4k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
-  else dot_q6k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
+__device__ __forceinline__ void row_dot_q8(int type, const uint8_t* wrow, int n_in, const XQ& xs, int nb,
+                                           int lane, float* acc) {
+  if (type == T_Q4_K)
+    dot_q4k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
+  else
+    dot_q6k_q8<NB>(wrow, n_in, xs, nb, lane, acc);
 }
 
 __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r) {
@@ -365,7 +416,8 @@ __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r)
   }
 }
 
-__device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_rot, float base, float fscale) {
+__device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_rot, float base,
+                                      float fscale) {
   const double theta = double(pos) * double(fscale) * pow(double(base), -2.0 * double(i) / double(n_rot));
   double sn, cs;
   sincos(theta, &sn, &cs);
@@ -390,26 +442,29 @@ __device__ __forceinline__ void mv_mbar_init_expect(unsigned mbar, unsigned byte
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mbar) : "memory");
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}" ::"r"(mbar), "r"(bytes)
+  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}" ::"r"(mbar),
+               "r"(bytes)
                : "memory");
 #endif
 }
 __device__ __forceinline__ void mv_bulk_copy(void* dst, const void* src, unsigned bytes, unsigned mbar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   const unsigned d = unsigned(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(d),
-               "l"(src), "r"(bytes), "r"(mbar)
-               : "memory");
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(d),
+      "l"(src), "r"(bytes), "r"(mbar)
+      : "memory");
 #endif
 }
 __device__ __forceinline__ void mv_mbar_wait(unsigned mbar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   unsigned done = 0;
   do {
-    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}"
-                 : "=r"(done)
-                 : "r"(mbar)
-                 : "memory");
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(mbar)
+        : "memory");
   } while (!done);
 #endif
 }
@@ -419,12 +474,11 @@ __device__ __forceinline__ void mv_mbar_inval(unsigned mbar) {
 #endif
 }
 
-// One block of the mat-vec: block column bx (rows [bx * R * rw, ...)), token group by (tokens [by * NB, ...)).
-// `wait` is called once, after the weight copies are issued and before anything a predecessor writes is read
-// (the kernel passes the PDL wait; the persistent decode kernel a grid barrier). The caller synchronises the
-// block before reusing shared memory.
-// Shared mbarriers of the bulk weight copies: [region][warp] (regions 0 and 1: the persistent kernel prefetches
-// one stage ahead into the other region).
+// One block of the mat-vec: block column bx (rows [bx * R * rw, ...)), token group by (tokens [by * NB,
+// ...)). `wait` is called once, after the weight copies are issued and before anything a predecessor writes
+// is read (the kernel passes the PDL wait; the persistent decode kernel a grid barrier). The caller
+// synchronises the block before reusing shared memory. Shared mbarriers of the bulk weight copies:
+// [region][warp] (regions 0 and 1: the persistent kernel prefetches one stage ahead into the other region).
 __device__ __forceinline__ unsigned mv_mbar(int region, int warp) {
   __shared__ __align__(8) unsigned long long m[2 * kMaxWarps];
   return unsigned(__cvta_generic_to_shared(&m[region * kMaxWarps + warp]));
@@ -436,10 +490,11 @@ __device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* 
   const int RB = R * a.rw;
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
   const unsigned mbar = mv_mbar(region, warp);
-  // 1. Weight rows -> shared memory (independent of the previous kernel). Each warp copies its own rows, so it
-  //    can start on them as soon as they arrive: with a.bulk (sm_90, rows of 16-byte multiples) lane 0 issues one
-  //    bulk copy per row (the copy engine, completion on the warp's mbarrier); otherwise every lane issues 16- or
-  //    4-byte cp.async copies (completion per thread; __syncwarp publishes).
+  // 1. Weight rows -> shared memory (independent of the previous kernel). Each warp copies its own rows, so
+  // it
+  //    can start on them as soon as they arrive: with a.bulk (sm_90, rows of 16-byte multiples) lane 0 issues
+  //    one bulk copy per row (the copy engine, completion on the warp's mbarrier); otherwise every lane
+  //    issues 16- or 4-byte cp.async copies (completion per thread; __syncwarp publishes).
   const bool bulk = MV_BULK_OK && a.bulk;
   {
     const int n_mine = a.mode == 2 ? 2 * a.rw : a.rw;
@@ -493,8 +548,8 @@ __device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* 
 }
 
 template <int NB, int XM, class Wait>  // XM: 0 f32 staged, 1 f32 from global, 2 int8 staged (Q4_K/Q6_K only)
-__device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const int by, uint8_t* wsm, uint8_t* xsm,
-                                            const bool issue, const int region, Wait&& wait) {
+__device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const int by, uint8_t* wsm,
+                                            uint8_t* xsm, const bool issue, const int region, Wait&& wait) {
   constexpr bool STAGED = XM == 0;
   __shared__ float s_inv[NB];
   __shared__ float s_res[kMaxQkvRows][NB];  // QkvRope: row results of the block, exchanged for pairs
@@ -560,8 +615,10 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
 #pragma unroll
         for (int k = 0; k < 8; ++k) {
           if (i0 + 128 * k < a.n_in) {
-            s = fmaf(v[k].x, v[k].x, s); s = fmaf(v[k].y, v[k].y, s);
-            s = fmaf(v[k].z, v[k].z, s); s = fmaf(v[k].w, v[k].w, s);
+            s = fmaf(v[k].x, v[k].x, s);
+            s = fmaf(v[k].y, v[k].y, s);
+            s = fmaf(v[k].z, v[k].z, s);
+            s = fmaf(v[k].w, v[k].w, s);
           }
         }
       }
@@ -599,9 +656,12 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     const float* gs = gd + size_t(a.q8_tok) * nblk;
     const int nq = nb * a.n_in / 16, nd = nb * nblk / 4, ns = nb * 2 * nblk / 4;
     for (int i = tid; i < nq + nd + ns; i += int(blockDim.x)) {
-      if (i < nq) cp16(xq + 16 * i, gq + size_t(b0) * a.n_in + 16 * size_t(i));
-      else if (i < nq + nd) cp16(xqd + 4 * (i - nq), gd + size_t(b0) * nblk + 4 * size_t(i - nq));
-      else cp16(xqs + 4 * (i - nq - nd), gs + size_t(b0) * 2 * nblk + 4 * size_t(i - nq - nd));
+      if (i < nq)
+        cp16(xq + 16 * i, gq + size_t(b0) * a.n_in + 16 * size_t(i));
+      else if (i < nq + nd)
+        cp16(xqd + 4 * (i - nq), gd + size_t(b0) * nblk + 4 * size_t(i - nq));
+      else
+        cp16(xqs + 4 * (i - nq - nd), gs + size_t(b0) * 2 * nblk + 4 * size_t(i - nq - nd));
     }
     cp_commit();
     cp_wait_all();
@@ -630,15 +690,22 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
             c1 = t1;
             have_c = true;
           }
-          ss = fmaf(t0.x, t0.x, ss); ss = fmaf(t0.y, t0.y, ss); ss = fmaf(t0.z, t0.z, ss); ss = fmaf(t0.w, t0.w, ss);
-          ss = fmaf(t1.x, t1.x, ss); ss = fmaf(t1.y, t1.y, ss); ss = fmaf(t1.z, t1.z, ss); ss = fmaf(t1.w, t1.w, ss);
+          ss = fmaf(t0.x, t0.x, ss);
+          ss = fmaf(t0.y, t0.y, ss);
+          ss = fmaf(t0.z, t0.z, ss);
+          ss = fmaf(t0.w, t0.w, ss);
+          ss = fmaf(t1.x, t1.x, ss);
+          ss = fmaf(t1.y, t1.y, ss);
+          ss = fmaf(t1.z, t1.z, ss);
+          ss = fmaf(t1.w, t1.w, ss);
         }
         ss += __shfl_xor_sync(0xffffffffu, ss, 1);
         ss += __shfl_xor_sync(0xffffffffu, ss, 2);
         if (act && part == 0) xqd[b * nblk + j] = ss;
       }
       __syncthreads();
-      if (a.xreg) {  // one warp per token: lane-strided partial sums, then a fixed butterfly (depends on n_in only)
+      if (a.xreg) {  // one warp per token: lane-strided partial sums, then a fixed butterfly (depends on n_in
+                     // only)
         for (int b = warp; b < nb; b += R) {
           float t = 0.f;
           for (int j = lane; j < nblk; j += 32) t += xqd[b * nblk + j];
@@ -672,7 +739,14 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
           t0 = src[0];
           t1 = src[1];
         }
-        v[0] = t0.x; v[1] = t0.y; v[2] = t0.z; v[3] = t0.w; v[4] = t1.x; v[5] = t1.y; v[6] = t1.z; v[7] = t1.w;
+        v[0] = t0.x;
+        v[1] = t0.y;
+        v[2] = t0.z;
+        v[3] = t0.w;
+        v[4] = t1.x;
+        v[5] = t1.y;
+        v[6] = t1.z;
+        v[7] = t1.w;
         if (a.norm) {
           const float sc = s_inv[b];
           float4 n0, n1;
@@ -702,8 +776,10 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       for (int i = 0; i < 8; ++i) {
         const int qv = __float2int_rn(v[i] * id);
         sum += qv;
-        if (i < 4) w0 |= uint32_t(qv & 0xFF) << (8 * i);
-        else w1 |= uint32_t(qv & 0xFF) << (8 * (i - 4));
+        if (i < 4)
+          w0 |= uint32_t(qv & 0xFF) << (8 * i);
+        else
+          w1 |= uint32_t(qv & 0xFF) << (8 * (i - 4));
       }
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       if (act) {
@@ -740,15 +816,18 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     if constexpr (XM == 2) {
       XQ src{xq, xqd, xqs, a.n_in};
       row_dot_q8<NB>(a.m[a.mode == 2 ? 0 : mi].type, wsm + slot * a.slot_bytes, a.n_in, src, nb, lane, acc);
-      if (a.mode == 2) row_dot_q8<NB>(a.m[1].type, wsm + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+      if (a.mode == 2)
+        row_dot_q8<NB>(a.m[1].type, wsm + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
     } else {
       XSrc<STAGED> src;
       src.p = STAGED ? xs : x;
       src.stride = STAGED ? a.xs_stride : a.ldx;
       src.norm = a.norm;
       src.inv = s_inv;
-      row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, wsm + slot * a.slot_bytes, a.n_in, src, nb, lane, acc);
-      if (a.mode == 2) row_dot<NB, STAGED>(a.m[1].type, wsm + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
+      row_dot<NB, STAGED>(a.m[a.mode == 2 ? 0 : mi].type, wsm + slot * a.slot_bytes, a.n_in, src, nb, lane,
+                          acc);
+      if (a.mode == 2)
+        row_dot<NB, STAGED>(a.m[1].type, wsm + (RB + slot) * a.slot_bytes, a.n_in, src, nb, lane, acc2);
     }
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
@@ -784,9 +863,9 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     }
   }
   if (XM == 2 && a.mode == 2 && a.q8o) {
-    // The block's rows are whole 32-blocks of the next launch's input (the launcher checks RB % 32 == 0): warp w
-    // quantises (block, token) pairs exactly as the staging above would (amax / 127, round to nearest even,
-    // integer sums per 16; the max and the integer sums do not depend on the order).
+    // The block's rows are whole 32-blocks of the next launch's input (the launcher checks RB % 32 == 0):
+    // warp w quantises (block, token) pairs exactly as the staging above would (amax / 127, round to nearest
+    // even, integer sums per 16; the max and the integer sums do not depend on the order).
     __syncthreads();
     const int nblk_out = a.total_rows >> 5;
     uint8_t* gq = a.q8o;
@@ -833,8 +912,10 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
           const int pos = pre_pos;
           if (mi < 2 && 2 * i < a.n_rot) {
             if (a.rope) {
-              const float2 cs = p == warp ? pre_cs
-                                          : *reinterpret_cast<const float2*>(a.rope + (size_t(pos) * (a.n_rot >> 1) + i) * 2);
+              const float2 cs =
+                  p == warp
+                      ? pre_cs
+                      : *reinterpret_cast<const float2*>(a.rope + (size_t(pos) * (a.n_rot >> 1) + i) * 2);
               const float x0 = v0, x1 = v1;
               v0 = __fmaf_rn(x0, cs.x, -__fmul_rn(x1, cs.y));
               v1 = __fmaf_rn(x0, cs.y, __fmul_rn(x1, cs.x));
@@ -847,7 +928,8 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
             y[0] = v0;
             y[1] = v1;
           } else {
-            __half* c = (mi == 1 ? a.kc : a.vc) + (size_t(pre_seq) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
+            __half* c =
+                (mi == 1 ? a.kc : a.vc) + (size_t(pre_seq) * a.n_ctx + pos) * size_t(a.m[1].n_out) + r0;
             c[0] = __float2half_rn(v0);
             c[1] = __float2half_rn(v1);
           }
@@ -857,9 +939,9 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
   }
 }
 
-
 template <int NB, int XM, class Wait>
-__device__ __forceinline__ void mv_block(const KArgs& a, const int bx, const int by, uint8_t* smem, Wait&& wait) {
+__device__ __forceinline__ void mv_block(const KArgs& a, const int bx, const int by, uint8_t* smem,
+                                         Wait&& wait) {
   const int nslots = a.mode == 2 ? 2 * int(blockDim.x >> 5) * a.rw : int(blockDim.x >> 5) * a.rw;
   mv_block_ex<NB, XM>(a, bx, by, smem, smem + nslots * a.slot_bytes, true, 0, wait);
 }
@@ -920,7 +1002,8 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   }();
   k.xreg = v11 ? 0 : 1;
   // Copy-engine weight copies: measured no faster than cp.async in the kernel-per-op path (docs/cuda_notes.md
-  // v13), so opt-in there (MINNOW_CUDA_BULK=1); the persistent kernel turns them on (it prefetches with them).
+  // v13), so opt-in there (MINNOW_CUDA_BULK=1); the persistent kernel turns them on (it prefetches with
+  // them).
   static const bool bulk_on = [] {
     const char* e = std::getenv("MINNOW_CUDA_BULK");
     return e && std::string(e) == "1";
@@ -936,7 +1019,8 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
       return true;
     }();
     if (!q8types || a.q8_tokens < a.nb) throw Error("cuda: matvec: bad int8 hand-off");
-    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 32 != 0)) throw Error("cuda: matvec: bad int8 output");
+    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 32 != 0))
+      throw Error("cuda: matvec: bad int8 output");
     if (k.q8i && a.n_in % 128 != 0) throw Error("cuda: matvec: bad int8 input");
     if (a.q8_tokens % 8 != 0) throw Error("cuda: matvec: int8 hand-off capacity must be a multiple of 8");
   }
@@ -945,11 +1029,14 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   for (int i = 0; i < 3; ++i) {
     k.pf[i] = static_cast<const uint8_t*>(a.d_pf[i]);
     k.pf_n[i] = a.d_pf[i] ? a.pf_bytes[i] : 0;
-    if (k.pf_n[i] && (reinterpret_cast<uintptr_t>(a.d_pf[i]) & 15) != 0) throw Error("cuda: matvec: misaligned prefetch");
+    if (k.pf_n[i] && (reinterpret_cast<uintptr_t>(a.d_pf[i]) & 15) != 0)
+      throw Error("cuda: matvec: misaligned prefetch");
   }
-  // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on nb).
+  // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on
+  // nb).
   bool q8 = true;
-  for (int i = 0; i < a.n_mats; ++i) q8 = q8 && (a.m[i].type == GgmlType::Q4_K || a.m[i].type == GgmlType::Q6_K);
+  for (int i = 0; i < a.n_mats; ++i)
+    q8 = q8 && (a.m[i].type == GgmlType::Q4_K || a.m[i].type == GgmlType::Q6_K);
   stage = 0;
   xm = 0;
   if (q8) {
