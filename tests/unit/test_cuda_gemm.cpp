@@ -24,52 +24,17 @@
 #include <vector>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "cuda_test_util.h"
 #include "common/error.h"
 #include "quant/quant_ref.h"
 
 using namespace minnow;
+using namespace minnow::cuda_test;
 
 namespace {
 
-bool have_gpu() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
-}
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU"
 
-std::mt19937& rng() {
-  static std::mt19937 g(std::random_device{}());
-  return g;
-}
-std::vector<float> randn(size_t n, float scale = 1.f) {
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng());
-  return v;
-}
 
-struct Dev {
-  void* p = nullptr;
-  size_t bytes = 0;
-  explicit Dev(size_t b) : bytes(b) { MINNOW_CUDA_CHECK(cudaMalloc(&p, b ? b : 1)); }
-  ~Dev() { cudaFree(p); }
-  Dev(const Dev&) = delete;
-  Dev& operator=(const Dev&) = delete;
-  template <class T> T* as() const { return static_cast<T*>(p); }
-  void put(const void* src) { MINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice)); }
-  void get(void* dst) const { MINNOW_CUDA_CHECK(cudaMemcpy(dst, p, bytes, cudaMemcpyDeviceToHost)); }
-  void poison() { MINNOW_CUDA_CHECK(cudaMemset(p, 0xFF, bytes)); }  // all-ones bytes: NaN in f32
-};
-template <class T> std::unique_ptr<Dev> upload(const std::vector<T>& v) {
-  auto d = std::make_unique<Dev>(v.size() * sizeof(T));
-  d->put(v.data());
-  return d;
-}
 
 // A random quantized matrix: dequantized values (quant_ref) and the device copy (device layout).
 struct Mat {

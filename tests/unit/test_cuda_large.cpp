@@ -19,29 +19,17 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "cuda_test_util.h"
 #include "common/error.h"
 #include "model/llama_model.h"
 #include "quant/quant_ref.h"
 
 using namespace minnow;
+using namespace minnow::cuda_test;
 
 namespace {
 
-bool have_gpu() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
-}
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU"
 
-std::mt19937& rng() {
-  static std::mt19937 g(std::random_device{}());
-  return g;
-}
 
 const char* kEnv[] = {"MINNOW_CUDA_LARGE", "MINNOW_CUDA_F16W", "MINNOW_CUDA_DQ_CHUNK_KB", "MINNOW_CUDA_DQ_STREAMS",
                       "MINNOW_CUDA_ATTN_GROUP", "MINNOW_CUDA_PROFILE", "MINNOW_CUDA_SPLITK"};

@@ -12,20 +12,14 @@
 #include <vector>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "cuda_test_util.h"
 #include "quant/ggml_type.h"
 
 using namespace minnow;
+using namespace minnow::cuda_test;
 
 namespace {
 
-bool have_gpu() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
-}
 
 // Random bytes in ggml layout with sane f16 scales, uploaded in the device layout.
 void* random_matrix(GgmlType t, int n_in, int n_out, std::mt19937& g) {

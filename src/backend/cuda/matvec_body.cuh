@@ -167,30 +167,47 @@ __device__ __forceinline__ void dot_generic(const uint8_t* wrow, int n_in, const
   }
 }
 
+// Q4_K units of 32 weights (16 bytes of nibbles: halves of sub-blocks 2c and 2c + 1) dealt to lanes as
+// u = lane + 32 i, so a lane's place in its super-block (c, h) is the same on every iteration.
+struct Q4kLane {
+  int c, h;
+  int sbits;        // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  bool low_scales;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
+};
+__device__ __forceinline__ Q4kLane q4k_lane(int lane) {
+  const int k = lane & 7, c = k >> 1;
+  return Q4kLane{c, k & 1, 16 * (c & 1), c < 2};
+}
+// d * scale and dmin * min of sub-blocks 2c and 2c + 1 from the block header (one 16-byte load: d | dmin, then the
+// 12 bytes of packed 6-bit scales and mins), the two decoded side by side in the two low bytes (the values
+// k4_scale_min gives, byte by byte).
+__device__ __forceinline__ void q4k_scales(const uint8_t* blk, const Q4kLane& L, float& ds0, float& dm0, float& ds1,
+                                           float& dm1) {
+  const uint4 hd = ld128(blk);
+  const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
+  const uint32_t Y = hd.y >> L.sbits, Z = hd.z >> L.sbits, W = hd.w >> L.sbits;
+  const uint32_t scp = L.low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
+  const uint32_t mp = L.low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
+  const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
+  const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
+  ds0 = d * sc0;
+  dm0 = dmin * m0;
+  ds1 = d * sc1;
+  dm1 = dmin * m1;
+}
+
 template <int NB, bool S>
 __device__ __forceinline__ void dot_q4k(const uint8_t* wrow, int n_in, const XSrc<S>& xs, int nb, int lane,
                                         float* acc) {
   const int n_units = n_in / 32;
-  // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
-  const int k = lane & 7, c = k >> 1, h = k & 1;
-  const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sbits =
-      16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const Q4kLane L = q4k_lane(lane);
+  const int c = L.c, h = L.h;
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the
-    // two sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by
-    // byte).
-    const uint4 hd = ld128(blk);
-    const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
-    const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
-    const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
-    const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
-    const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
-    const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
-    const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
+    float ds0, dm0, ds1, dm1;
+    q4k_scales(blk, L, ds0, dm0, ds1, dm1);
     const int col0 = sb * 256 + 64 * c + 16 * h, col1 = col0 + 32;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -253,26 +270,14 @@ template <int NB>
 __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane,
                                            float* acc) {
   const int n_units = n_in / 32;
-  // u = lane + 32 i, so the unit's place in its super-block (c, h) is the same on every iteration of a lane.
-  const int k = lane & 7, c = k >> 1, h = k & 1;
-  const bool low_scales = c < 2;  // sub-blocks 2c, 2c + 1 < 4: 6-bit scale and min stored whole
-  const int sbits =
-      16 * (c & 1);  // bit offset of the two scale bytes of sub-blocks 2c, 2c + 1 in their words
+  const Q4kLane L = q4k_lane(lane);
+  const int c = L.c, h = L.h;
   for (int u = lane; u < n_units; u += 32) {
     const int sb = u >> 3;
     const uint8_t* blk = wrow + sb * 144;
     const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
-    // Block header in one load: d | dmin, then the 12 bytes of packed 6-bit scales and mins (s[0..11]); the
-    // two sub-blocks' values are decoded side by side in the two low bytes (as k4_scale_min does, byte by
-    // byte).
-    const uint4 hd = ld128(blk);
-    const float d = h2f(uint16_t(hd.x & 0xFFFF)), dmin = h2f(uint16_t(hd.x >> 16));
-    const uint32_t Y = hd.y >> sbits, Z = hd.z >> sbits, W = hd.w >> sbits;
-    const uint32_t scp = low_scales ? (Y & 0x3F3Fu) : ((W & 0x0F0Fu) | ((Y >> 2) & 0x3030u));
-    const uint32_t mp = low_scales ? (Z & 0x3F3Fu) : (((W >> 4) & 0x0F0Fu) | ((Z >> 2) & 0x3030u));
-    const float sc0 = u2f(scp & 0xFFu), sc1 = u2f((scp >> 8) & 0xFFu);
-    const float m0 = u2f(mp & 0xFFu), m1 = u2f((mp >> 8) & 0xFFu);
-    const float ds0 = d * sc0, dm0 = dmin * m0, ds1 = d * sc1, dm1 = dmin * m1;
+    float ds0, dm0, ds1, dm1;
+    q4k_scales(blk, L, ds0, dm0, ds1, dm1);
     const uint32_t w[4] = {q.x, q.y, q.z, q.w};
     const int col0 = sb * 256 + 64 * c + 16 * h;
     const int j0 = sb * 8 + 2 * c, j1 = j0 + 1;  // the 32-blocks of col0 and col0 + 32 (16 h < 32)
