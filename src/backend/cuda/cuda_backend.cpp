@@ -641,10 +641,16 @@ class CudaBackend final : public Backend {
     // mat-vec then reads d_x_ directly (one kernel less, and its weight copy overlaps the last down kernel).
     const bool all_rows = n_out == nt && !v11_;
     if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
+    output_matvec(all_rows ? d_x_ : d_sel_, n_out);
+  }
+
+  // Logits of n_out rows of xs ([n_out][n_embd], n_out <= kSmallBatch): output RMSNorm + output mat-vec.
+  void output_matvec(const float* xs, int n_out) {
+    const int E = int(p_.n_embd);
     cuda::MatvecArgs a;
     a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
     a.n_in = E;
-    a.d_x = all_rows ? d_x_ : d_sel_;
+    a.d_x = xs;
     a.ldx = E;
     a.nb = n_out;
     a.d_norm = out_norm_;
@@ -1007,15 +1013,7 @@ class CudaBackend final : public Backend {
       if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
       const float* xs = all_rows ? d_x_ : d_sel_;
       if (n_out <= kSmallBatch) {
-        cuda::MatvecArgs a;
-        a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
-        a.n_in = E;
-        a.d_x = xs;
-        a.ldx = E;
-        a.nb = n_out;
-        a.d_norm = out_norm_;
-        a.eps = eps;
-        cuda::matvec(a, stream_);
+        output_matvec(xs, n_out);
         mark(kOutOther);
       } else {
         cuda::rmsnorm_f16(xs, E, out_norm_, E, n_out, eps, d_h16_, stream_);
@@ -1082,15 +1080,7 @@ class CudaBackend final : public Backend {
       if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
       const float* xs = all_rows ? d_x_ : d_sel_;
       if (n_out <= kSmallBatch) {
-        cuda::MatvecArgs a;
-        a.m[0] = mv(out_, d_logits_, int(p_.n_vocab));
-        a.n_in = E;
-        a.d_x = xs;
-        a.ldx = E;
-        a.nb = n_out;
-        a.d_norm = out_norm_;
-        a.eps = eps;
-        cuda::matvec(a, stream_);
+        output_matvec(xs, n_out);
       } else if (q8_ok(n_out, {&out_})) {
         gemm8(xs, E, out_norm_, n_out, {gmat(out_, d_logits_, int(p_.n_vocab))}, cuda::GemmMode::Store, E);
       } else {
