@@ -4,18 +4,13 @@
 #include <cmath>
 #include <numeric>
 
+#include "sample/sampler.h"
+
 namespace minnow::server {
 
 TokenSampler::TokenSampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
 
 double TokenSampler::uniform() { return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0); }
-
-static int32_t argmax(const float* x, int n) {
-  int32_t best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
-}
 
 SampleResult TokenSampler::sample(const float* logits, int n_vocab) {
   SampleResult r;
@@ -45,9 +40,8 @@ SampleResult TokenSampler::sample(const float* logits, int n_vocab) {
     } else {
       order_.resize(static_cast<size_t>(n_vocab));
       std::iota(order_.begin(), order_.end(), 0);
-      std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) {
-        return probs_[a] != probs_[b] ? probs_[a] > probs_[b] : a < b;
-      });
+      std::sort(order_.begin(), order_.end(),
+                [&](int32_t a, int32_t b) { return probs_[a] != probs_[b] ? probs_[a] > probs_[b] : a < b; });
       double keep_mass = p_.top_p * sum, acc = 0;
       size_t n_keep = 0;
       while (n_keep < order_.size()) {
@@ -66,22 +60,11 @@ SampleResult TokenSampler::sample(const float* logits, int n_vocab) {
       }
     }
   }
-  if (p_.logprobs || p_.top_logprobs > 0) {
-    float mx = logits[argmax(logits, n_vocab)];
-    double s = 0;
-    for (int i = 0; i < n_vocab; ++i) s += std::exp(static_cast<double>(logits[i]) - mx);
-    double lse = mx + std::log(s);
+  if (p_.logprobs || p_.top_logprobs > 0) {  // of the model's own distribution (temperature 1)
+    const double lse = logsumexp(logits, n_vocab);
     r.logprob = static_cast<float>(logits[r.token] - lse);
-    int k = std::min(p_.top_logprobs, n_vocab);
-    if (k > 0) {
-      order_.resize(static_cast<size_t>(n_vocab));
-      std::iota(order_.begin(), order_.end(), 0);
-      std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), [&](int32_t a, int32_t b) {
-        return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
-      });
-      for (int i = 0; i < k; ++i)
-        r.top.push_back({order_[i], static_cast<float>(logits[order_[i]] - lse)});
-    }
+    for (const auto& [id, logit] : top_k_logits(logits, n_vocab, std::min(p_.top_logprobs, n_vocab)))
+      r.top.push_back({id, static_cast<float>(logit - lse)});
   }
   return r;
 }

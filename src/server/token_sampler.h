@@ -1,6 +1,8 @@
 #pragma once
-// Per-request token choice for the server: greedy at temperature 0, otherwise temperature + nucleus (top_p)
-// sampling from a seeded RNG; plus OpenAI-style log-probabilities of the model's own distribution.
+// Per-request token choice for the server, with OpenAI's semantics: greedy at temperature 0, otherwise the
+// nucleus (top_p) of the temperature-scaled distribution and one draw from a seeded RNG; plus log-probabilities of
+// the model's own distribution. (The CLI's llama.cpp-style chain, src/sample, cuts top-p before temperature and
+// adds top-k, min-p and repetition penalties; argmax, logsumexp and the top-k listing are shared from there.)
 #include <cstdint>
 #include <random>
 #include <vector>
