@@ -1,6 +1,7 @@
 #include "chat/jinja_parser.h"
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "chat/jinja_lexer.h"
 #include "common/error.h"
@@ -364,22 +365,25 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_or() {
-    ExprPtr e = parse_and();
-    while (is_name("or")) {
-      int line = next().line;
-      e = binary("or", std::move(e), parse_and(), line);
+  // One left-associative level: operands from `sub`, joined by any of `ops` (keywords when `words`).
+  template <class Sub>
+  ExprPtr left_assoc(Sub sub, std::initializer_list<const char*> ops, bool words = false) {
+    ExprPtr e = sub();
+    for (;;) {
+      const char* hit = nullptr;
+      for (const char* o : ops)
+        if (words ? is_name(o) : is_op(o)) {
+          hit = o;
+          break;
+        }
+      if (!hit) return e;
+      const int line = next().line;
+      e = binary(hit, std::move(e), sub(), line);
     }
-    return e;
   }
-  ExprPtr parse_and() {
-    ExprPtr e = parse_not();
-    while (is_name("and")) {
-      int line = next().line;
-      e = binary("and", std::move(e), parse_not(), line);
-    }
-    return e;
-  }
+
+  ExprPtr parse_or() { return left_assoc([this] { return parse_and(); }, {"or"}, true); }
+  ExprPtr parse_and() { return left_assoc([this] { return parse_not(); }, {"and"}, true); }
   ExprPtr parse_not() {
     Nest nest(*this);
     if (is_name("not")) {
@@ -420,40 +424,10 @@ class Parser {
     }
     return cmp ? std::move(cmp) : std::move(e);
   }
-  ExprPtr parse_math1() {
-    ExprPtr e = parse_concat();
-    while (is_op("+") || is_op("-")) {
-      const Token& tk = next();
-      std::string op = tk.text;
-      e = binary(op, std::move(e), parse_concat(), tk.line);
-    }
-    return e;
-  }
-  ExprPtr parse_concat() {
-    ExprPtr e = parse_math2();
-    while (is_op("~")) {
-      int line = next().line;
-      e = binary("~", std::move(e), parse_math2(), line);
-    }
-    return e;
-  }
-  ExprPtr parse_math2() {
-    ExprPtr e = parse_pow();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      const Token& tk = next();
-      std::string op = tk.text;
-      e = binary(op, std::move(e), parse_pow(), tk.line);
-    }
-    return e;
-  }
-  ExprPtr parse_pow() {
-    ExprPtr e = parse_unary(true);
-    while (is_op("**")) {
-      int line = next().line;
-      e = binary("**", std::move(e), parse_unary(true), line);
-    }
-    return e;
-  }
+  ExprPtr parse_math1() { return left_assoc([this] { return parse_concat(); }, {"+", "-"}); }
+  ExprPtr parse_concat() { return left_assoc([this] { return parse_math2(); }, {"~"}); }
+  ExprPtr parse_math2() { return left_assoc([this] { return parse_pow(); }, {"*", "/", "//", "%"}); }
+  ExprPtr parse_pow() { return left_assoc([this] { return parse_unary(true); }, {"**"}); }
   ExprPtr parse_unary(bool with_filter) {
     Nest nest(*this);
     ExprPtr e;
