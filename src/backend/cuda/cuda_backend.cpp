@@ -485,14 +485,16 @@ class CudaBackend final : public Backend {
   const int32_t* d_seq() const { return d_in_ + 2 * kUbatch; }
   const int32_t* d_outidx() const { return d_in_ + 3 * kUbatch; }
 
-  void rope_and_store(int layer, int nt) {
+  // RoPE on q and k, then k and v into the layer's cache; table: the angle table or nullptr (computed).
+  void rope_and_store(int layer, int nt, float* q, const float* k, const float* v, int ldq, int ldk, int ldv,
+                      const float* table) {
     cuda::RopeKvArgs r;
-    r.d_q = d_q_;
-    r.d_k = d_k_;
-    r.d_v = d_v_;
-    r.ldq = int(p_.q_dim());
-    r.ldk = int(p_.k_dim());
-    r.ldv = int(p_.v_dim());
+    r.d_q = q;
+    r.d_k = k;
+    r.d_v = v;
+    r.ldq = ldq;
+    r.ldk = ldk;
+    r.ldv = ldv;
     r.d_pos = d_pos();
     r.d_seq = d_seq();
     r.n = nt;
@@ -505,6 +507,7 @@ class CudaBackend final : public Backend {
     r.d_kcache = kcache(layer);
     r.d_vcache = vcache(layer);
     r.n_ctx = n_ctx_;
+    r.d_rope = table;
     cuda::rope_kv(r, stream_);
   }
 
@@ -970,25 +973,7 @@ class CudaBackend final : public Backend {
       cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
       mark(kOther);
       group_gemm(G.qkv, d_h16_, nt, d_qkv_, QKV, false, kQkv);  // d_qkv_[t] = q | k | v
-      cuda::RopeKvArgs r;
-      r.d_q = d_qkv_;
-      r.d_k = d_qkv_ + Q;
-      r.d_v = d_qkv_ + Q + K;
-      r.ldq = r.ldk = r.ldv = QKV;
-      r.d_pos = d_pos();
-      r.d_seq = d_seq();
-      r.n = nt;
-      r.n_head = int(p_.n_head);
-      r.n_head_kv = int(p_.n_head_kv);
-      r.head_dim = int(p_.head_dim_k);
-      r.n_rot = int(p_.n_rot);
-      r.freq_base = float(p_.rope_freq_base);
-      r.freq_scale = float(p_.rope_freq_scale);
-      r.d_kcache = kcache(int(l));
-      r.d_vcache = vcache(int(l));
-      r.n_ctx = n_ctx_;
-      r.d_rope = d_rope_;
-      cuda::rope_kv(r, stream_);
+      rope_and_store(int(l), nt, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + K, QKV, QKV, QKV, d_rope_);
       mark(kRope);
       for (int t0 = 0; t0 < nt; t0 += attn_group_) {
         cuda::AttnArgs a = attn_args(int(l), t0, std::min(attn_group_, nt - t0));
@@ -1041,7 +1026,7 @@ class CudaBackend final : public Backend {
         gemm(L.k, d_h16_, nt, d_k_, K, false);
         gemm(L.v, d_h16_, nt, d_v_, V, false);
       }
-      rope_and_store(int(l), nt);
+      rope_and_store(int(l), nt, d_q_, d_k_, d_v_, int(p_.q_dim()), int(p_.k_dim()), int(p_.v_dim()), nullptr);
       mark(kRope);
       for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
       mark(kAttn);
