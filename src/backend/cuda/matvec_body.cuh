@@ -177,6 +177,21 @@ __device__ __forceinline__ unsigned mv_mbar(int region, int warp) {
 }
 
 // Step 1 of a block: its weight rows -> shared memory at wsm (slot s at wsm + s * slot_bytes).
+// The q-th weight row a warp copies (q < rw: its rows of the block; SwiGLU: q >= rw, the same rows of the up
+// matrix): false past the last row, else its shared-memory slot, matrix and row within that matrix.
+__device__ __forceinline__ bool mv_warp_row(const KArgs& a, int bx, int RB, int warp, int q, int& slot,
+                                            const KMat*& m, int& r) {
+  const int k = q % a.rw;
+  const int row = bx * RB + warp * a.rw + k;
+  if (row >= a.total_rows) return false;
+  int mi;
+  locate(a, row, mi, r);
+  if (a.mode == 2) mi = q < a.rw ? 0 : 1;
+  slot = (q < a.rw ? 0 : RB) + warp * a.rw + k;
+  m = &a.m[mi];
+  return true;
+}
+
 __device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* wsm, const int region) {
   const int R = int(blockDim.x >> 5);
   const int RB = R * a.rw;
@@ -195,37 +210,21 @@ __device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* 
       __syncwarp();
       if (lane == 0) {
         unsigned total = 0;
-        for (int q = 0; q < n_mine; ++q) {
-          const int row = bx * RB + warp * a.rw + q % a.rw;
-          if (row >= a.total_rows) continue;
-          int mi, r;
-          locate(a, row, mi, r);
-          if (a.mode == 2) mi = q < a.rw ? 0 : 1;
-          total += unsigned(a.m[mi].row_bytes);
-        }
+        int s, r;
+        const KMat* m;
+        for (int q = 0; q < n_mine; ++q)
+          if (mv_warp_row(a, bx, RB, warp, q, s, m, r)) total += unsigned(m->row_bytes);
         mv_mbar_init_expect(mbar, total);
-        for (int q = 0; q < n_mine; ++q) {
-          const int k = q % a.rw;
-          const int s = (q < a.rw ? 0 : RB) + warp * a.rw + k;
-          const int row = bx * RB + warp * a.rw + k;
-          if (row >= a.total_rows) continue;
-          int mi, r;
-          locate(a, row, mi, r);
-          if (a.mode == 2) mi = q < a.rw ? 0 : 1;
-          const KMat& m = a.m[mi];
-          mv_bulk_copy(wsm + s * a.slot_bytes, m.w + size_t(r) * m.row_bytes, unsigned(m.row_bytes), mbar);
-        }
+        for (int q = 0; q < n_mine; ++q)
+          if (mv_warp_row(a, bx, RB, warp, q, s, m, r))
+            mv_bulk_copy(wsm + s * a.slot_bytes, m->w + size_t(r) * m->row_bytes, unsigned(m->row_bytes), mbar);
       }
     } else {
       for (int q = 0; q < n_mine; ++q) {
-        const int k = q % a.rw;
-        const int s = (q < a.rw ? 0 : RB) + warp * a.rw + k;
-        const int row = bx * RB + warp * a.rw + k;
-        if (row >= a.total_rows) continue;
-        int mi, r;
-        locate(a, row, mi, r);
-        if (a.mode == 2) mi = q < a.rw ? 0 : 1;
-        const KMat& m = a.m[mi];
+        int s, r;
+        const KMat* mp;
+        if (!mv_warp_row(a, bx, RB, warp, q, s, mp, r)) continue;
+        const KMat& m = *mp;
         const uint8_t* src = m.w + size_t(r) * m.row_bytes;
         uint8_t* dst = wsm + s * a.slot_bytes;
         if ((m.row_bytes & 15) == 0) {
