@@ -4,7 +4,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <random>
 #include <vector>
 
@@ -55,6 +57,34 @@ std::unique_ptr<Dev> upload(const std::vector<T>& v) {
   auto d = std::make_unique<Dev>(v.size() * sizeof(T));
   d->put(v.data());
   return d;
+}
+
+// Median over 5 timed batches of `reps` calls (device events), after `warmup` calls, in microseconds per call.
+// f is called as f(i) with the call's index when it takes one, else as f().
+template <class F>
+double median_us(F&& f, int reps, int warmup) {
+  auto call = [&](int i) {
+    if constexpr (std::is_invocable_v<F&, int>) f(i);
+    else f();
+  };
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  for (int i = 0; i < warmup; ++i) call(i);
+  std::vector<float> ms;
+  for (int r = 0; r < 5; ++r) {
+    cudaEventRecord(a);
+    for (int i = 0; i < reps; ++i) call(i);
+    cudaEventRecord(b);
+    MINNOW_CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    cudaEventElapsedTime(&t, a, b);
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms[2] * 1000.0 / reps;
 }
 
 }  // namespace minnow::cuda_test

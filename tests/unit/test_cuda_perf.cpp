@@ -43,24 +43,7 @@ void* random_matrix(GgmlType t, int n_in, int n_out, std::mt19937& g) {
 
 template <class F>
 double time_us(F&& f, int reps = 200) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  for (int i = 0; i < 10; ++i) f();
-  std::vector<float> ms;
-  for (int r = 0; r < 5; ++r) {
-    cudaEventRecord(a);
-    for (int i = 0; i < reps; ++i) f();
-    cudaEventRecord(b);
-    MINNOW_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    cudaEventElapsedTime(&t, a, b);
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms[2] * 1000.0 / reps;
+  return median_us(f, reps, 10);
 }
 
 }  // namespace
