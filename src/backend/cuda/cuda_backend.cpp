@@ -672,14 +672,7 @@ class CudaBackend final : public Backend {
     for (size_t i = 0; i < mvs.size(); ++i) {
       if (i + 2 < mvs.size()) {
         const cuda::MatvecArgs& t = *mvs[i + 2];
-        for (int k = 0; k < t.n_mats; ++k)
-          for (const DevLayer& L : layers_)
-            for (const DevMat* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-              if (m->d == t.m[k].d_w) {
-                add_pf(*mvs[i], *m);
-                goto next_mat;
-              }
-        next_mat:;
+        for (int k = 0; k < t.n_mats; ++k) add_pf(*mvs[i], DevMat{t.m[k].d_w, t.m[k].type, t.n_in, t.m[k].n_out});
       } else if (n_out > 0) {
         add_pf(*mvs[i], out_, (i + 2 - mvs.size()) * kPfOut, kPfOut);
       }
