@@ -148,6 +148,15 @@ if [ -f $TL ]; then
   grep -E "max \|diff\||passed|failed|skipped|Error|assert" "$OUT/invariance.log" | head -30
   note "batch invariance (tests/py/test_cuda_batch_invariance.py, tiny-llama + TinyLlama-shaped): rc=$rc: $(tail -1 "$OUT/invariance.log")"
 
+  # ---- 4c. settings that must not change a result: whole-model logits bitwise equal to the default's ---------
+  if [ -n "${GPU_CHECK_BITWISE:-}" ]; then
+    toks=$(python3 -c "print(','.join(str((i * 7919) % 32000) for i in range(1, 25)))")
+    "$BIN/minnow" score --device cuda -m $TL --tokens "$toks" --dump /tmp/bw_default > /dev/null 2>&1
+    for ab in $GPU_CHECK_BITWISE; do
+      env ${ab//,/ } "$BIN/minnow" score --device cuda -m $TL --tokens "$toks" --dump "/tmp/bw_$ab" > /dev/null 2>&1
+      note "bitwise [$ab]: $(python3 -c "import numpy as np,sys; a=np.load('/tmp/bw_default/logits.npy'); b=np.load(sys.argv[1]+'/logits.npy'); print('equal' if a.shape==b.shape and (a.view(np.uint32)==b.view(np.uint32)).all() else 'DIFFERENT max %g' % abs(a-b).max())" "/tmp/bw_$ab")"
+    done
+  fi
   if [ "${GPU_CHECK_TRACE:-0}" = 1 ]; then  # where the persistent kernel's time goes (stderr of one short run each)
     for d in 0 2048; do
       MINNOW_CUDA_PERSISTENT=1 MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
@@ -170,9 +179,11 @@ for r in rows:
 PY
   # ---- 5b. the same decode tests with older paths selected by env (A/B in the same call) -------------------
   for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_PERSISTENT=0}; do
+    tag=$(printf '%s' "$ab" | tr -c 'A-Za-z0-9._-' '_')  # file names the device tool brings back
     env ${ab//,/ } timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
-      > "$OUT/bench_$ab.json" 2> "$OUT/bench_$ab.err"
-    python3 - "$OUT/bench_$ab.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
+      > "$OUT/bench_$tag.json" 2> "$OUT/bench_$tag.err"
+    grep "cuda profile" "$OUT/bench_$tag.err" | head -4
+    python3 - "$OUT/bench_$tag.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
 import json, sys
 for r in json.load(open(sys.argv[1])):
     name = f"tg{r['n_gen']}" + (f" @ d{r['n_depth']}" if r["n_depth"] else "") + f" [{sys.argv[2]}]"
@@ -191,13 +202,16 @@ for r in json.load(open(sys.argv[1])):
 PY
   # ---- 6. server load (issue 6): 32 clients with batch invariance checked on all 32, then 128 clients ---------
   if [ "${GPU_CHECK_SERVER:-1}" != 0 ]; then
-    for spec in "32 32 -" "128 4 -" "128 4 MINNOW_CUDA_F16W=auto"; do
+    # GPU_CHECK_SERVER_SPECS: "clients alone-checks env;..." (env "-": none)
+    IFS=';' read -ra specs <<< "${GPU_CHECK_SERVER_SPECS:-32 32 -;128 4 -;128 4 MINNOW_CUDA_F16W=auto}"
+    for spec in "${specs[@]}"; do
       set -- $spec
-      env ${3/#-/MINNOW_NOTHING=1} MINNOW_BIN=$BIN/minnow timeout 240 python3 tests/py/server_bench.py --model $TL \
+      env $(printf "%s" "${3/#-/MINNOW_NOTHING=1}" | tr "," " ") MINNOW_BIN=$BIN/minnow timeout 240 python3 tests/py/server_bench.py --model $TL \
         --device cuda --parallel "$1" --ctx 512 --clients "$1" --prompt-tokens 128 --gen-tokens 128 --alone "$2" \
-        > "$OUT/server_$1$3.log" 2>&1
-      grep -E "clients x|single client|latency|scheduler|invariance|first error|slots busy" "$OUT/server_$1$3.log"
-      note "server $1 clients [$3]: $(grep -E "clients x" "$OUT/server_$1$3.log" | sed 's/.*errors; //') | $(grep invariance "$OUT/server_$1$3.log")"
+        > "$OUT/server_$1_$(printf '%s' "$3" | tr -c 'A-Za-z0-9._-' '_').log" 2>&1
+      log="$OUT/server_$1_$(printf '%s' "$3" | tr -c 'A-Za-z0-9._-' '_').log"
+      grep -E "clients x|single client|latency|scheduler|invariance|first error|slots busy|cuda profile" "$log"
+      note "server $1 clients [$3]: $(grep -E "clients x" "$log" | sed 's/.*errors; //') | $(grep invariance "$log")"
     done
     set --
   fi

@@ -48,7 +48,21 @@ class Backend {
   // such pass (same kernels whatever the batch); 0: passes of any size do. Larger passes may use other kernels
   // (the CUDA backend: GEMMs above 32 tokens), whose results differ in the last bits.
   virtual int invariant_batch() const { return 0; }
+
+  // Greedy shortcut (the server's temperature-0 requests): like forward, but for a wanted row whose flag in
+  // `top_only` is set ([one per wanted row], in batch order) only its kTopIds most likely token ids come back, in
+  // `top` (highest logit first, the lower id first on ties; NaN never listed, -1 past the last listed id), and
+  // no logits row; the other wanted rows append their logits rows to `logits` as forward does. `top` gets
+  // kTopIds entries for every wanted row. A backend on a device overrides it to skip copying most logits to the
+  // host; this default runs forward and lists on the host.
+  static constexpr int kTopIds = 8;
+  virtual bool prefers_top() const { return false; }  // forward_top saves work here (the scheduler's auto mode)
+  virtual void forward_top(const Batch& batch, const std::vector<uint8_t>& top_only, std::vector<float>& logits,
+                           std::vector<int32_t>& top);
 };
+
+// The kTopIds most likely ids of one logits row (the order forward_top promises): out[kTopIds].
+void top_ids(const float* row, int64_t n_vocab, int32_t* out);
 
 std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt);
 

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "cuda_test_util.h"
 #include "quant/quant_ref.h"
@@ -508,6 +509,36 @@ TEST(CudaKernels, MatvecQkvRopeMatchesSeparateOps) {
       ASSERT_NEAR(fp16_to_fp32(hv[base + i]), rv[b * HKV * D + i], 2e-3 * std::fabs(rv[b * HKV * D + i]) + 5 * (mv[b * HKV * D + i] + 1e-5));
     }
   }
+  }
+}
+
+TEST(CudaKernels, TopIdsMatchHost) {
+  REQUIRE_GPU();
+  constexpr int K = Backend::kTopIds;
+  for (int n_vocab : {32000, 1000, 7}) {
+    const int rows = 5;
+    std::vector<float> x(size_t(rows) * n_vocab);
+    std::uniform_int_distribution<int> pick(0, 99);
+    for (int r = 0; r < rows; ++r)
+      for (int i = 0; i < n_vocab; ++i) {
+        const int t = pick(rng());
+        float& v = x[size_t(r) * n_vocab + i];
+        // row 0: random values; the others: few distinct values (ties), NaNs and infinities
+        v = r == 0 ? randn(1)[0] : t < 3 ? NAN : t < 5 ? -INFINITY : t < 6 ? INFINITY : float(t % 4);
+      }
+    auto dx = upload(x);
+    Dev out(sizeof(int32_t) * rows * K);
+    out.poison();
+    cuda::top_ids_rows(dx->as<float>(), rows, n_vocab, K, out.as<int32_t>(), nullptr);
+    MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int32_t> got(size_t(rows) * K);
+    out.get(got.data());
+    for (int r = 0; r < rows; ++r) {
+      std::vector<int32_t> want(K);
+      top_ids(x.data() + size_t(r) * n_vocab, n_vocab, want.data());
+      EXPECT_EQ(std::vector<int32_t>(got.begin() + r * K, got.begin() + (r + 1) * K), want)
+          << "n_vocab " << n_vocab << " row " << r;
+    }
   }
 }
 

@@ -3,60 +3,100 @@
 // kernel, k_decode.cu). See k_attention.cu for the algorithm.
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/quant_dev.cuh"
 
 namespace minnow::cuda {
 namespace {
 
-constexpr int kChunk = 128;  // positions per block
-constexpr int kMaxG = 4;     // query heads per block
+constexpr int kMaxChunk = 256;  // positions per block: attn_cfg().chunk (64, 128 or 256), fixed per process
+constexpr int kMaxG = 4;        // query heads per block: at most this many (attn_cfg().heads)
 __host__ __device__ constexpr int threads_for(int) { return 128; }
 
-inline int n_splits(int n_ctx) { return (n_ctx + kChunk - 1) / kChunk; }
+// The chunking of the attention, read once from the environment (MINNOW_CUDA_ATTN_CHUNK = 64 | 128 | 256,
+// default 128; MINNOW_CUDA_ATTN_HEADS = 1 | 2 | 4 query heads per block, default 4). Both are fixed for the whole
+// process, so a token's arithmetic never depends on the batch; the head grouping never changes a result, the
+// chunk size does (it sets where the split-K merge happens).
+struct AttnCfg {
+  int chunk;
+  int heads;
+};
+inline AttnCfg attn_cfg(int head_dim) {
+  static const AttnCfg env = [] {
+    AttnCfg c{128, kMaxG};
+    if (const char* e = std::getenv("MINNOW_CUDA_ATTN_CHUNK")) {
+      const int v = std::atoi(e);
+      if (v == 64 || v == 128 || v == 256) c.chunk = v;
+    }
+    if (const char* e = std::getenv("MINNOW_CUDA_ATTN_HEADS")) {
+      const int v = std::atoi(e);
+      if (v == 1 || v == 2 || v == 4) c.heads = v;
+    }
+    return c;
+  }();
+  AttnCfg c = env;
+  if (head_dim > 128 && c.chunk > 128) c.chunk = 128;  // shared memory
+  return c;
+}
+inline int n_splits(int n_ctx, int chunk) { return (n_ctx + chunk - 1) / chunk; }
 
-template <int D>
-constexpr size_t smem_bytes() {
-  return size_t(kMaxG) * D * 4 + size_t(kMaxG) * kChunk * 4 + size_t(kChunk) * (D + 8) * 2 +
-         size_t(kChunk) * D * 2;
+inline size_t smem_bytes(int D, int chunk) {
+  return size_t(kMaxG) * D * 4 + size_t(kMaxG) * chunk * 4 + size_t(chunk) * (D + 8) * 2 + size_t(chunk) * D * 2;
 }
 
 // One block of the attention grid (bx: chunk, by: kv head x query-head group, bz: token), with kThreads
 // threads (a token's result does not depend on kThreads). `wait` is called before anything a predecessor
 // wrote is read. Every return is uniform across the block; the caller synchronises before reusing smem.
+// chunk: positions per block (attn_cfg), gper: query heads per block (<= kMaxG).
 template <int D, int kThreads, class Wait>
-__device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_blocks, int bx, int by,
-                                           int bz, float* smem, Wait&& wait) {
+__device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_blocks, int chunk, int gper,
+                                           int bx, int by, int bz, float* smem, Wait&& wait) {
   float* q_s = smem;                                             // [kMaxG][D]
-  float* sc = q_s + kMaxG * D;                                   // [kMaxG][kChunk]
-  __half* k_s = reinterpret_cast<__half*>(sc + kMaxG * kChunk);  // [kChunk][D + 8]
-  __half* v_s = k_s + kChunk * (D + 8);                          // [kChunk][D]
+  float* sc = q_s + kMaxG * D;                                   // [kMaxG][chunk]
+  __half* k_s = reinterpret_cast<__half*>(sc + kMaxG * chunk);   // [chunk][D + 8]
+  __half* v_s = k_s + chunk * (D + 8);                           // [chunk][D]
   __shared__ float s_max[kMaxG], s_sum[kMaxG];
   __shared__ int s_last;
 
-  wait();
   const int split = bx;
   const int kvh = by / g_blocks, gb = by % g_blocks;
   const int t = bz;
+  // Positions and sequence slots come from the host (written before the pass starts), so they are read before
+  // the wait; so are the K/V rows that earlier passes wrote: this pass writes at most n_pass positions of a
+  // sequence, the last of them at or after pos, so positions below pos + 1 - n_pass are already final.
   const int pos = a.d_pos[t], seq = a.d_seq[t];
   const int len = pos + 1;
-  const int start = split * kChunk;
-  if (start >= len) return;
-  const int cnt = min(kChunk, len - start);
-  const int nv = (len + kChunk - 1) / kChunk;
-  const int G = a.n_head / a.n_head_kv;
-  const int h0 = kvh * G + gb * kMaxG;
-  const int ng = min(kMaxG, G - gb * kMaxG);
+  const int start = split * chunk;
+  const int cnt = start < len ? min(chunk, len - start) : 0;
+  const int n_pass = a.n_pass > 0 ? a.n_pass : a.n;
+  const int pre = max(0, min(cnt, len - n_pass - start));
   const int tid = threadIdx.x;
-
-  // Stage q (scaled), K and V.
   const size_t row_stride = size_t(a.n_head_kv) * D;  // halves between positions
   const __half* kg =
       static_cast<const __half*>(a.d_kcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
   const __half* vg =
       static_cast<const __half*>(a.d_vcache) + (size_t(seq) * a.n_ctx + start) * row_stride + size_t(kvh) * D;
   constexpr int kVec = D / 8;  // 16-byte vectors per row
-  for (int i = tid; i < cnt * kVec; i += kThreads) {
+  for (int i = tid; i < pre * kVec; i += kThreads) {
+    const int p = i / kVec, c = i % kVec;
+    cp16(k_s + p * (D + 8) + c * 8, reinterpret_cast<const uint4*>(kg + size_t(p) * row_stride) + c);
+    cp16(v_s + p * D + c * 8, reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
+  }
+  wait();
+  if (cnt == 0) {
+    cp_commit();
+    cp_wait_all();
+    return;
+  }
+  const int nv = (len + chunk - 1) / chunk;
+  const int G = a.n_head / a.n_head_kv;
+  const int h0 = kvh * G + gb * gper;
+  const int ng = min(gper, G - gb * gper);
+
+  // Stage the rest of K and V (written by this pass), and q.
+  for (int i = pre * kVec + tid; i < cnt * kVec; i += kThreads) {
     const int p = i / kVec, c = i % kVec;
     cp16(k_s + p * (D + 8) + c * 8, reinterpret_cast<const uint4*>(kg + size_t(p) * row_stride) + c);
     cp16(v_s + p * D + c * 8, reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
@@ -104,7 +144,7 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     }
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g)
-      if (g < ng) sc[g * kChunk + p] = s[g] * a.scale;
+      if (g < ng) sc[g * chunk + p] = s[g] * a.scale;
   }
   __syncthreads();
 
@@ -112,13 +152,13 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
   const int warp = tid >> 5, lane = tid & 31;
   for (int g = warp; g < ng; g += kThreads / 32) {  // kThreads / 32 warps
     float m = -INFINITY;
-    for (int p = lane; p < cnt; p += 32) m = fmaxf(m, sc[g * kChunk + p]);
+    for (int p = lane; p < cnt; p += 32) m = fmaxf(m, sc[g * chunk + p]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     float l = 0.f;
     for (int p = lane; p < cnt; p += 32) {
-      const float e = __expf(sc[g * kChunk + p] - m);
-      sc[g * kChunk + p] = e;
+      const float e = __expf(sc[g * chunk + p] - m);
+      sc[g * chunk + p] = e;
       l += e;
     }
 #pragma unroll
@@ -149,7 +189,7 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     for (int i = 0; i < kPer; ++i) {
       const int g = slot + i * kSlots;
       if (g < ng) {
-        const float e0 = sc[g * kChunk + p], e1 = sc[g * kChunk + p + 1];
+        const float e0 = sc[g * chunk + p], e1 = sc[g * chunk + p + 1];
         acc[i].x = fmaf(e0, v0.x, acc[i].x);
         acc[i].y = fmaf(e0, v0.y, acc[i].y);
         acc_odd[i].x = fmaf(e1, v1.x, acc_odd[i].x);
@@ -163,7 +203,7 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     for (int i = 0; i < kPer; ++i) {
       const int g = slot + i * kSlots;
       if (g < ng) {
-        const float e0 = sc[g * kChunk + p];
+        const float e0 = sc[g * chunk + p];
         acc[i].x = fmaf(e0, v0.x, acc[i].x);
         acc[i].y = fmaf(e0, v0.y, acc[i].y);
       }
@@ -210,15 +250,15 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  if (nv <= kChunk) {
+  if (nv <= chunk) {
     // Per head: chunk weights w_s = exp(m_s - M) / sum_s l_s exp(m_s - M), one warp per head (lane-strided,
     // fixed order), kept in sc; then every output element sums w_s * o_s with its loads in flight together.
     for (int g = warp; g < ng; g += kThreads / 32) {
       const float* part = a.d_scratch + (size_t(t) * a.n_head + h0 + g) * splits * part_stride;
-      float mv[kChunk / 32], lv[kChunk / 32];
+      float mv[kMaxChunk / 32], lv[kMaxChunk / 32];
       float m = -INFINITY;
 #pragma unroll
-      for (int k = 0; k < kChunk / 32; ++k) {
+      for (int k = 0; k < kMaxChunk / 32; ++k) {
         const int s = lane + 32 * k;
         mv[k] = s < nv ? __ldcg(part + s * part_stride + D) : -INFINITY;
         lv[k] = s < nv ? __ldcg(part + s * part_stride + D + 1) : 0.f;
@@ -228,15 +268,15 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
       for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
       float den = 0.f;
 #pragma unroll
-      for (int k = 0; k < kChunk / 32; ++k) {
+      for (int k = 0; k < kMaxChunk / 32; ++k) {
         mv[k] = lane + 32 * k < nv ? __expf(mv[k] - m) : 0.f;
         den = fmaf(lv[k], mv[k], den);
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) den += __shfl_xor_sync(0xffffffffu, den, o);
 #pragma unroll
-      for (int k = 0; k < kChunk / 32; ++k)
-        if (lane + 32 * k < nv) sc[g * kChunk + lane + 32 * k] = mv[k] / den;
+      for (int k = 0; k < kMaxChunk / 32; ++k)
+        if (lane + 32 * k < nv) sc[g * chunk + lane + 32 * k] = mv[k] / den;
     }
     __syncthreads();
     for (int i = tid; i < ng * D; i += kThreads) {
@@ -251,7 +291,7 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
         for (int k = 0; k < 32; ++k) ov[k] = s0 + k < nv ? __ldcg(part + (s0 + k) * part_stride) : 0.f;
 #pragma unroll
         for (int k = 0; k < 32; ++k)
-          if (s0 + k < nv) num = fmaf(sc[g * kChunk + s0 + k], ov[k], num);
+          if (s0 + k < nv) num = fmaf(sc[g * chunk + s0 + k], ov[k], num);
       }
       a.d_out[size_t(t) * a.ldo + size_t(h0 + g) * D + d] = num;
     }

@@ -104,6 +104,8 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     print_profile();
     for (cudaEvent_t e : prof_ev_) cudaEventDestroy(e);
+    for (cudaEvent_t e : small_ev_)
+      if (e) cudaEventDestroy(e);
     for (cudaEvent_t e : side_ev_) cudaEventDestroy(e);
     for (cudaEvent_t e : dl_ev_) cudaEventDestroy(e);
     if (fork_ev_) cudaEventDestroy(fork_ev_);
@@ -112,6 +114,7 @@ class CudaBackend final : public Backend {
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g);
     for (void* p : allocs_) cudaFree(p);
     if (h_in_) cudaFreeHost(h_in_);
+    if (h_top_) cudaFreeHost(h_top_);
     if (h_logits_) cudaFreeHost(h_logits_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -121,12 +124,30 @@ class CudaBackend final : public Backend {
   size_t kv_cache_bytes() const override { return kv_bytes_; }
   size_t weight_bytes() const override { return weight_read_bytes_; }
   int invariant_batch() const override { return kSmallBatch; }
+  bool prefers_top() const override { return true; }
   void seq_clear(int seq) override {
     if (seq < 0 || seq >= n_seq_) throw Error("seq_clear: sequence " + std::to_string(seq) + " out of range");
     // Nothing to free: positions restart at 0 and each position is written before it is read.
   }
 
-  void forward(const Batch& batch, std::vector<float>& logits) override {
+  void forward(const Batch& batch, std::vector<float>& logits) override { run(batch, nullptr, logits, nullptr); }
+
+  // The greedy shortcut: the top ids of every wanted row are listed on the GPU (cuda::top_ids_rows), so only
+  // kTopIds ints per row, and the logits rows of the rows not flagged, cross to the host.
+  void forward_top(const Batch& batch, const std::vector<uint8_t>& top_only, std::vector<float>& logits,
+                   std::vector<int32_t>& top) override {
+    size_t wanted = 0;
+    for (uint8_t w : batch.want_logits) wanted += w ? 1 : 0;
+    if (top_only.size() != wanted)
+      throw Error("forward_top: " + std::to_string(top_only.size()) + " flags for " + std::to_string(wanted) +
+                  " wanted rows");
+    run(batch, &top_only, logits, &top);
+  }
+
+ private:
+  void run(const Batch& batch, const std::vector<uint8_t>* top_only, std::vector<float>& logits,
+           std::vector<int32_t>* top) {
+    size_t w0 = 0;  // wanted rows of earlier chunks
     const size_t n = batch.size();
     if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n)
       throw Error("forward: inconsistent batch");
@@ -147,26 +168,33 @@ class CudaBackend final : public Backend {
         h_in_[2 * kUbatch + i] = batch.seq[b0 + i];
         if (batch.want_logits[b0 + i]) h_in_[3 * kUbatch + n_out++] = i;
       }
+      const bool prof_small = prof_ && nt <= kSmallBatch;
+      const double t_small = prof_small ? host_ms() : 0.0;
+      if (prof_small) small_event(0);
       check(cudaMemcpyAsync(d_in_, h_in_, sizeof(int32_t) * 4 * kUbatch, cudaMemcpyHostToDevice, stream_), "upload batch");
       if (nt <= kSmallBatch) {
         if (!launch_persistent(nt, n_out)) launch_graph(nt, n_out);
+        if (prof_small) small_event(1);
       } else {
         run_large(nt, n_out);
       }
       const bool prof_pass = prof_ && nt > kSmallBatch;
       const double t_dl = prof_pass ? host_ms() : 0.0;
-      if (n_out > 0) {
+      if (n_out > 0 && top_only) {
+        download_top(n_out, top_only->data() + w0, logits, *top);
+      } else if (n_out > 0) {
         download_logits(n_out, logits);
         dump_logits(n_out);
       } else {
         check(cudaStreamSynchronize(stream_), "forward");
       }
       if (prof_pass) prof_host_ms_ += host_ms() - t_dl;
+      if (prof_small) small_done(host_ms() - t_small);
       ++dump_calls_;
+      w0 += size_t(n_out);
     }
   }
 
- private:
   // --dump: the GPU keeps no per-layer intermediates, but writes the logits (named as the CPU backend does).
   void dump_logits(int n_out) {
     if (opt_.dump_dir.empty()) return;
@@ -294,6 +322,8 @@ class CudaBackend final : public Backend {
     check(cudaMallocHost(reinterpret_cast<void**>(&h_in_), sizeof(int32_t) * 4 * U), "cudaMallocHost");
     std::memset(h_in_, 0, sizeof(int32_t) * 4 * U);
     check(cudaMallocHost(reinterpret_cast<void**>(&h_logits_), sizeof(float) * U * NV), "cudaMallocHost");
+    d_top_ = static_cast<int32_t*>(keep(dalloc<int32_t>(U * Backend::kTopIds, scratch_bytes_)));
+    check(cudaMallocHost(reinterpret_cast<void**>(&h_top_), sizeof(int32_t) * U * Backend::kTopIds), "cudaMallocHost");
     allocate_large();
   }
 
@@ -531,7 +561,12 @@ class CudaBackend final : public Backend {
     a.ldo = int(p_.q_dim());
     return a;
   }
-  void attend(int layer, int t0, int nt) { cuda::attention(attn_args(layer, t0, nt), stream_); }
+  // Attention of tokens [t0, t0 + nt) of a pass of n_pass tokens.
+  void attend(int layer, int t0, int nt, int n_pass) {
+    cuda::AttnArgs a = attn_args(layer, t0, nt);
+    a.n_pass = n_pass;
+    cuda::attention(a, stream_);
+  }
 
   // L2 prefetch schedule of the small-batch pass: mat-vec kernel i prefetches the weights of mat-vec kernel i + 2
   // (Q,K,V(l) -> gate,up(l); O(l) -> down(l); gate,up(l) -> Q,K,V(l+1); down(l) -> O(l+1); the last layer's
@@ -824,6 +859,32 @@ class CudaBackend final : public Backend {
 
   // Copies the n_out logits rows (d_logits_) to the end of `logits` through the pinned h_logits_, in pieces of
   // 16 rows, so that the host copy of one piece overlaps the download of the next.
+  // forward_top's download: the top ids of all n_out rows, and the logits rows whose flag is not set (each run
+  // of consecutive such rows in one copy).
+  void download_top(int n_out, const uint8_t* top_only, std::vector<float>& logits, std::vector<int32_t>& top) {
+    constexpr int K = Backend::kTopIds;
+    const size_t V = size_t(p_.n_vocab);
+    cuda::top_ids_rows(d_logits_, n_out, int(V), K, d_top_, stream_);
+    check(cudaMemcpyAsync(h_top_, d_top_, sizeof(int32_t) * K * size_t(n_out), cudaMemcpyDeviceToHost, stream_),
+          "download top ids");
+    for (int r0 = 0; r0 < n_out;) {
+      if (top_only[r0]) {
+        ++r0;
+        continue;
+      }
+      int r1 = r0 + 1;
+      while (r1 < n_out && !top_only[r1]) ++r1;
+      check(cudaMemcpyAsync(h_logits_ + size_t(r0) * V, d_logits_ + size_t(r0) * V, size_t(r1 - r0) * V * sizeof(float),
+                            cudaMemcpyDeviceToHost, stream_),
+            "download logits");
+      r0 = r1;
+    }
+    check(cudaStreamSynchronize(stream_), "forward");
+    top.insert(top.end(), h_top_, h_top_ + size_t(K) * size_t(n_out));
+    for (int r = 0; r < n_out; ++r)
+      if (!top_only[r]) logits.insert(logits.end(), h_logits_ + size_t(r) * V, h_logits_ + size_t(r + 1) * V);
+  }
+
   void download_logits(int n_out, std::vector<float>& logits) {
     const size_t V = size_t(p_.n_vocab);
     const int piece = 16;
@@ -883,7 +944,29 @@ class CudaBackend final : public Backend {
     prof_outs_ += n_out;
     if (prof_passes_ % prof_every_ == 0) print_profile();
   }
+  // Small passes (MINNOW_CUDA_PROFILE=1): GPU time from the input upload to the end of the graph (events), and
+  // the host's wall time of the whole pass (upload, graph launch, logits download and copy); the difference is
+  // what the host adds to a decode step.
+  void small_event(int i) {
+    if (!small_ev_[i]) check(cudaEventCreate(&small_ev_[i]), "cudaEventCreate");
+    check(cudaEventRecord(small_ev_[i], stream_), "cudaEventRecord");
+  }
+  void small_done(double wall_ms) {
+    if (small_skip_ > 0) {
+      --small_skip_;
+      return;
+    }
+    float ms = 0.f;
+    check(cudaEventElapsedTime(&ms, small_ev_[0], small_ev_[1]), "cudaEventElapsedTime");
+    small_gpu_ms_ += ms;
+    small_wall_ms_ += wall_ms;
+    ++small_passes_;
+  }
   void print_profile() const {
+    if (prof_ && small_passes_ > 0)
+      std::fprintf(stderr, "cuda profile: %ld small passes: GPU (upload + graph) %.1f us, host wall per pass %.1f us\n",
+                   small_passes_, 1e3 * small_gpu_ms_ / double(small_passes_),
+                   1e3 * small_wall_ms_ / double(small_passes_));
     if (!prof_ || prof_passes_ == 0) return;
     static const char* names[kPhases] = {"other", "dequant", "gemm(v1)", "qkv", "o", "gate+up", "down", "rope",
                                          "attention", "output", "out.other"};
@@ -970,6 +1053,7 @@ class CudaBackend final : public Backend {
       mark(kRope);
       for (int t0 = 0; t0 < nt; t0 += attn_group_) {
         cuda::AttnArgs a = attn_args(int(l), t0, std::min(attn_group_, nt - t0));
+        a.n_pass = nt;
         a.d_q = d_qkv_ + size_t(t0) * QKV;
         a.ldq = QKV;
         cuda::attention(a, stream_);
@@ -1021,7 +1105,7 @@ class CudaBackend final : public Backend {
       }
       rope_and_store(int(l), nt, d_q_, d_k_, d_v_, int(p_.q_dim()), int(p_.k_dim()), int(p_.v_dim()), nullptr);
       mark(kRope);
-      for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0));
+      for (int t0 = 0; t0 < nt; t0 += kAttnGroup) attend(int(l), t0, std::min(kAttnGroup, nt - t0), nt);
       mark(kAttn);
       if (q8_ok(nt, {&L.o})) {
         gemm8(d_att_, Q, nullptr, nt, {gmat(L.o, d_x_, E)}, cuda::GemmMode::Add, L.o.n_in);
@@ -1118,6 +1202,10 @@ class CudaBackend final : public Backend {
   size_t prof_used_ = 0;
   double prof_ms_[kPhases] = {};
   double prof_host_ms_ = 0;
+  cudaEvent_t small_ev_[2] = {nullptr, nullptr};
+  long small_passes_ = 0;
+  int small_skip_ = 8;  // warm-up small passes not counted
+  double small_gpu_ms_ = 0, small_wall_ms_ = 0;
   bool use_q8_ = false;        // int8 GEMM for Q4_K / Q6_K in run_large (MINNOW_CUDA_GEMM=q8: on)
   int q8_max_nt_ = kUbatch;    // ... for chunks of at most this many tokens (MINNOW_CUDA_GEMM_MAX)
   int8_t* d_xq_ = nullptr;     // [kUbatch][max(n_embd, q_dim, n_ff)] int8 activations of the GEMM
@@ -1129,6 +1217,8 @@ class CudaBackend final : public Backend {
   float *d_x_ = nullptr, *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr, *d_att_ = nullptr;  // [kUbatch][width]
   float *d_g_ = nullptr, *d_u_ = nullptr, *d_sel_ = nullptr, *d_logits_ = nullptr;
   float* h_logits_ = nullptr;  // pinned [kUbatch][n_vocab]
+  int32_t* d_top_ = nullptr;   // [kUbatch][Backend::kTopIds] forward_top's ids
+  int32_t* h_top_ = nullptr;   // pinned mirror of d_top_
   void* d_h16_ = nullptr;      // f16 [kUbatch][max width]
   void* d_wdeq_ = nullptr;     // f16 [wdeq_elems_]
   float* d_attn_scratch_ = nullptr;

@@ -94,6 +94,9 @@ void get_rows(GgmlType t, const void* d_table, int n_cols, const int32_t* d_ids,
 void dequant_f16(GgmlType t, const void* d_w, int64_t n_in, int64_t n_rows, void* d_out_f16, cudaStream_t s);
 
 // ---- Element-wise / row ops ----------------------------------------------------------------------------
+// out[r][0..k) = the k (<= 16) largest ids of logits row r, highest first, lower id first on ties, NaN never
+// listed, -1 past the last listed (Backend::forward_top's order; the host version is minnow::top_ids).
+void top_ids_rows(const float* d_logits, int n_rows, int n_vocab, int k, int32_t* d_out, cudaStream_t s);
 // out_f16[r][:] = x[r][:] * rsqrt(mean(x^2) + eps) * w[:]  (w may be nullptr: no weight)
 void rmsnorm_f16(const float* d_x, int ldx, const float* d_w, int n, int rows, float eps, void* d_out_f16,
                  cudaStream_t s);
@@ -136,7 +139,7 @@ void rope_kv(const RopeKvArgs& a, cudaStream_t s);
 // all the query heads of its group; the last block of a (token, kv head) to finish merges the chunks in a
 // fixed order (one launch). Grid sizes depend only on n and
 // n_ctx (never on positions), so the launch can be captured in a graph.
-int attn_chunk(int n_ctx);
+int attn_chunk(int head_dim);
 size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx);
 size_t attn_counter_ints(int n, int n_head, int n_head_kv);
 struct AttnArgs {
@@ -147,6 +150,7 @@ struct AttnArgs {
   const int32_t* d_pos = nullptr;
   const int32_t* d_seq = nullptr;
   int n = 0;
+  int n_pass = 0;  // tokens whose K/V the current forward pass writes (0: n); earlier positions are read early
   int n_head = 0, n_head_kv = 0, head_dim = 0, n_ctx = 0;
   float scale = 1.f;
   float* d_scratch = nullptr;  // attn_scratch_floats(...)

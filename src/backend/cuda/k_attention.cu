@@ -20,40 +20,44 @@ namespace minnow::cuda {
 namespace {
 
 template <int D>
-__global__ void __launch_bounds__(threads_for(D)) k_attn(AttnArgs a, int splits, int g_blocks) {
+__global__ void __launch_bounds__(threads_for(D))
+    k_attn(AttnArgs a, int splits, int g_blocks, int chunk, int gper) {
   extern __shared__ __align__(16) float smem[];
-  attn_block<D, threads_for(D)>(a, splits, g_blocks, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), smem, [] {
-    pdl_trigger();
-    pdl_wait();
-  });
+  attn_block<D, threads_for(D)>(a, splits, g_blocks, chunk, gper, int(blockIdx.x), int(blockIdx.y),
+                                int(blockIdx.z), smem, [] {
+                                  pdl_trigger();
+                                  pdl_wait();
+                                });
 }
 
 template <int D>
 void launch(const AttnArgs& a, cudaStream_t s) {
+  const AttnCfg cfg = attn_cfg(D);
+  const size_t smem = smem_bytes(D, cfg.chunk);
   static bool attr_set = false;
   if (!attr_set) {
-    check(cudaFuncSetAttribute(k_attn<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<D>())),
+    check(cudaFuncSetAttribute(k_attn<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
           "attention smem attribute");
     attr_set = true;
   }
-  const int splits = n_splits(a.n_ctx);
+  const int splits = n_splits(a.n_ctx, cfg.chunk);
   const int G = a.n_head / a.n_head_kv;
-  const int g_blocks = (G + kMaxG - 1) / kMaxG;
+  const int g_blocks = (G + cfg.heads - 1) / cfg.heads;
   dim3 grid(unsigned(splits), unsigned(a.n_head_kv * g_blocks), unsigned(a.n));
-  launch_pdl(k_attn<D>, grid, dim3(threads_for(D)), smem_bytes<D>(), s, a, splits, g_blocks);
+  launch_pdl(k_attn<D>, grid, dim3(threads_for(D)), smem, s, a, splits, g_blocks, cfg.chunk, cfg.heads);
 }
 
 }  // namespace
 
-int attn_chunk(int) { return kChunk; }
+int attn_chunk(int head_dim) { return attn_cfg(head_dim).chunk; }
 
 size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx) {
-  return size_t(n) * n_head * n_splits(n_ctx) * (head_dim + 2);
+  return size_t(n) * n_head * n_splits(n_ctx, attn_chunk(head_dim)) * (head_dim + 2);
 }
 
 size_t attn_counter_ints(int n, int n_head, int n_head_kv) {
-  const int G = n_head / std::max(1, n_head_kv);
-  return size_t(n) * n_head_kv * ((G + kMaxG - 1) / kMaxG);
+  (void)n_head_kv;  // one counter per (token, query-head group); groups are at least one head
+  return size_t(n) * n_head;
 }
 
 bool attn_head_dim_supported(int head_dim) {

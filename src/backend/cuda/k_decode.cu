@@ -32,7 +32,7 @@ struct alignas(16) DStage {
   unsigned w_off, x_off;  // dynamic shared memory offsets: weights (attention: its staging) and activations
   KArgs mv;
   AttnArgs at;
-  int splits, g_blocks, at_y;
+  int splits, g_blocks, at_y, chunk, gper;
 };
 
 // Grid-wide barrier, split in two: a block arrives as soon as its part of a stage is done (release reduction
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         mv_block_ex<NB, 2>(S.mv, vb, 0, smem + S.w_off, smem + S.x_off, !(deep && first), S.region, wait);
       } else {
         const int bx = vb % S.splits, rest = vb / S.splits;
-        attn_block<D, kThreads>(S.at, S.splits, S.g_blocks, bx, rest % S.at_y, rest / S.at_y,
+        attn_block<D, kThreads>(S.at, S.splits, S.g_blocks, S.chunk, S.gper, bx, rest % S.at_y, rest / S.at_y,
                                 reinterpret_cast<float*>(smem + S.w_off), wait);
       }
       __syncthreads();  // shared memory is reused by the next virtual block / stage
@@ -222,14 +222,15 @@ DecodePlan::DecodePlan(const std::vector<DecodeStage>& stages, int nb) {
         throw Error("cuda: decode plan: bad attention arguments");
       d.kind = 1;
       d.at = a;
-      d.splits = n_splits(a.n_ctx);
+      const AttnCfg cfg = attn_cfg(a.head_dim);
+      d.chunk = cfg.chunk;
+      d.gper = cfg.heads;
+      d.splits = n_splits(a.n_ctx, cfg.chunk);
       const int G = a.n_head / a.n_head_kv;
-      d.g_blocks = (G + kMaxG - 1) / kMaxG;
+      d.g_blocks = (G + cfg.heads - 1) / cfg.heads;
       d.at_y = a.n_head_kv * d.g_blocks;
       d.nvb = d.splits * d.at_y * a.n;
-      wbytes[i] = D == 32   ? cuda::smem_bytes<32>()
-                  : D == 64 ? cuda::smem_bytes<64>()
-                            : cuda::smem_bytes<128>();
+      wbytes[i] = cuda::smem_bytes(D, cfg.chunk);
     }
   }
   // Shared memory plan. Deep prefetch: mat-vec weights alternate between regions 0 and 1, an attention stage

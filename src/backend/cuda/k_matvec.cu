@@ -12,6 +12,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <array>
+#include <vector>
 #include <cstdlib>
 #include <string>
 
@@ -82,7 +85,29 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
     return (w == 4 || w == 8 || w == 16) ? w : 0;
   }();
   int R = forced ? forced : (k.total_rows <= 12800 ? 16 : 8);
-  if (a.mode == MvMode::QkvRope) rw = 1;  // RoPE pairs are exchanged through shared memory
+  // MINNOW_CUDA_SHAPE=ROWS:RxRW[,ROWS:RxRW...] (e.g. 5632:16x3,2560:10x2; '+' also separates): the block shape (R warps, RW rows per
+  // warp) of the launches with ROWS output rows, for A/B timing; the arithmetic of a row never depends on it.
+  static const std::vector<std::array<int, 3>> shapes = [] {
+    std::vector<std::array<int, 3>> v;
+    const char* e = std::getenv("MINNOW_CUDA_SHAPE");
+    for (const char* p = e; p && *p;) {
+      int rows = 0, r = 0, w = 0, used = 0;
+      if (std::sscanf(p, "%d:%dx%d%n", &rows, &r, &w, &used) != 3) break;
+      if (r >= 1 && r <= kMaxWarps && w >= 1 && w <= 16) v.push_back({rows, r, w});
+      p += used;
+      if (*p == ',' || *p == '+') ++p;
+    }
+    return v;
+  }();
+  bool shaped = false;
+  for (const auto& sh : shapes)
+    if (sh[0] == k.total_rows && !k.q8o &&
+        (a.mode != MvMode::QkvRope || (sh[1] * sh[2] <= kMaxQkvRows && (sh[1] * sh[2]) % 2 == 0))) {
+      R = sh[1];
+      rw = sh[2];
+      shaped = true;
+    }
+  if (a.mode == MvMode::QkvRope && !shaped) rw = 1;  // RoPE pairs are exchanged through shared memory
   size_t smem = 0;
   for (;;) {
     smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;

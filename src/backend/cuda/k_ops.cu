@@ -125,7 +125,80 @@ __global__ void k_rope_kv(RopeKvArgs a) {
 
 unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 
+// a before b: higher value, then lower id; an id < 0 (none) is after everything.
+__device__ __forceinline__ bool top_before(float va, int ia, float vb, int ib) {
+  return ia >= 0 && (ib < 0 || va > vb || (va == vb && ia < ib));
+}
+// One block per row, k rounds: round j finds the best element strictly after round j - 1's pick in the
+// (value desc, id asc) order, by a strided scan and a fixed-shape reduction (the result is the same whatever
+// the order of the scan).
+__global__ void k_top_ids(const float* __restrict__ logits, int n_vocab, int k, int32_t* __restrict__ out) {
+  const float* row = logits + size_t(blockIdx.x) * n_vocab;
+  __shared__ float s_v[32];
+  __shared__ int s_i[32];
+  __shared__ float s_pv;
+  __shared__ int s_pi;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  float pv = INFINITY;
+  int pi = -1;
+  for (int j = 0; j < k; ++j) {
+    float bv = 0.f;
+    int bi = -1;
+    for (int i = threadIdx.x; i < n_vocab; i += blockDim.x) {
+      const float v = row[i];
+      const bool after = v < pv || (v == pv && i > pi);  // NaN: never
+      if (after && top_before(v, i, bv, bi)) {
+        bv = v;
+        bi = i;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (top_before(ov, oi, bv, bi)) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    if (lane == 0) {
+      s_v[warp] = bv;
+      s_i[warp] = bi;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      bv = lane < nw ? s_v[lane] : 0.f;
+      bi = lane < nw ? s_i[lane] : -1;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (top_before(ov, oi, bv, bi)) {
+          bv = ov;
+          bi = oi;
+        }
+      }
+      if (lane == 0) {
+        out[size_t(blockIdx.x) * k + j] = bi;
+        s_pv = bi >= 0 ? bv : -INFINITY;
+        s_pi = bi >= 0 ? bi : n_vocab;  // none left: nothing is after (-inf, n_vocab)
+      }
+    }
+    __syncthreads();
+    pv = s_pv;
+    pi = s_pi;
+    __syncthreads();  // s_v, s_pv reused by the next round
+  }
+}
+
 }  // namespace
+
+void top_ids_rows(const float* d_logits, int n_rows, int n_vocab, int k, int32_t* d_out, cudaStream_t s) {
+  if (n_rows <= 0) return;
+  if (k < 1 || k > 16) throw Error("cuda: top ids: k must be 1..16");
+  k_top_ids<<<unsigned(n_rows), 256, 0, s>>>(d_logits, n_vocab, k, d_out);
+  check(cudaGetLastError(), "top_ids launch");
+}
 
 void rmsnorm_f16(const float* d_x, int ldx, const float* d_w, int n, int rows, float eps, void* d_out_f16,
                  cudaStream_t s) {
