@@ -63,6 +63,7 @@ int cmd_serve(int argc, char** argv) {
   so.chunk = env_int("MINNOW_CHUNK", 64);
   so.max_prompt_per_step = env_int("MINNOW_STEP_PROMPT", 0);
   std::string split = env_or("MINNOW_SPLIT_PASSES", "auto");
+  std::string greedy = env_or("MINNOW_GREEDY_SHORTCUT", "auto");
   so.shutdown_grace_s = env_float("MINNOW_SHUTDOWN_TIMEOUT", 10.0);
   std::string alias = env_or("MINNOW_ALIAS", "");
   std::string template_file = env_or("MINNOW_CHAT_TEMPLATE_FILE", "");
@@ -82,6 +83,9 @@ int cmd_serve(int argc, char** argv) {
   args.add_string({"--split-passes"}, &split,
                   "auto, on or off: decode tokens and each prompt chunk as separate forward passes (default auto: "
                   "when the backend's results depend on the pass size and the decode tokens fit an invariant pass)");
+  args.add_string({"--greedy-shortcut"}, &greedy,
+                  "auto, on or off: temperature-0 requests without logprobs take the backend's top ids instead of "
+                  "whole logits rows (default auto: on for cuda, where it saves the logits copy to the host)");
   args.add_string({"--alias"}, &alias, "model name reported by the API (default: the file name)");
   args.add_string({"--chat-template-file"}, &template_file, "Jinja chat template to use instead of the model's");
   if (!args.parse(argc, argv, 1)) return 0;
@@ -96,6 +100,10 @@ int cmd_serve(int argc, char** argv) {
   else if (split == "on" || split == "1") so.split_passes = 1;
   else if (split == "off" || split == "0") so.split_passes = 0;
   else throw Error("--split-passes must be auto, on or off (got '" + split + "')");
+  if (greedy == "auto") so.greedy_shortcut = -1;
+  else if (greedy == "on" || greedy == "1") so.greedy_shortcut = 1;
+  else if (greedy == "off" || greedy == "0") so.greedy_shortcut = 0;
+  else throw Error("--greedy-shortcut must be auto, on or off (got '" + greedy + "')");
   resolve_device(mf.device);  // unknown device names fail before we listen
   so.model_id = alias.empty() ? basename_no_ext(mf.model) : alias;
   std::string template_src;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace minnow::server {
 
@@ -46,7 +47,27 @@ bool GenerationJob::on_logits(float* logits, int n_vocab, int32_t* next, FinishR
     }
     for (int32_t t : eog_ids_) logits[t] = -INFINITY;
   }
-  SampleResult s = sampler_.sample(logits, n_vocab);
+  return accept(sampler_.sample(logits, n_vocab), next, reason);
+}
+
+bool GenerationJob::greedy_only() const {
+  const SamplingParams& sp = params_.sampling;
+  return sp.temperature <= 0 && !sp.logprobs && sp.top_logprobs == 0;
+}
+
+bool GenerationJob::on_top(const int32_t* ids, int k, int32_t* next, FinishReason* reason) {
+  if (n_generated_ >= params_.max_tokens) {
+    *reason = FinishReason::Length;
+    return false;
+  }
+  SampleResult s;
+  for (int i = 0; i < k && s.token < 0; ++i)
+    if (ids[i] >= 0 && !(params_.ignore_eos && model_.is_eog(ids[i]))) s.token = ids[i];
+  if (s.token < 0) throw std::runtime_error("greedy shortcut: no allowed token among the most likely ids");
+  return accept(std::move(s), next, reason);
+}
+
+bool GenerationJob::accept(SampleResult s, int32_t* next, FinishReason* reason) {
   if (model_.is_eog(s.token)) {
     *reason = FinishReason::Stop;
     return false;

@@ -47,6 +47,10 @@ class GenerationJob : public Job {
 
   const std::vector<int32_t>& prompt() const override { return params_.prompt; }
   bool on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) override;
+  // Greedy requests without log-probabilities: the first id of the list that is allowed (an end-of-generation
+  // id is not, with ignore_eos) is the argmax of the masked logits, the token on_logits would choose.
+  bool greedy_only() const override;
+  bool on_top(const int32_t* ids, int k, int32_t* next, FinishReason* reason) override;
   void on_finish(FinishReason reason, const std::string& error) override;
 
   // HTTP side: waits up to `timeout` for events and returns them merged (nullopt on timeout). With
@@ -57,6 +61,8 @@ class GenerationJob : public Job {
   bool finished() const;
 
  private:
+  // The chosen token s (by on_logits or on_top): end of generation, stop strings, length, events.
+  bool accept(SampleResult s, int32_t* next, FinishReason* reason);
   void push(GenEvent ev);
   std::string take_text(bool flush);  // text that may be sent now
 

@@ -364,6 +364,7 @@ void HttpServer::set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<B
   so.chunk = opt_.chunk;
   so.max_prompt_per_step = opt_.max_prompt_per_step;
   so.split_passes = opt_.split_passes;
+  so.greedy_shortcut = opt_.greedy_shortcut;
   impl_->model = std::move(model);
   impl_->backend = std::move(backend);
   impl_->scheduler = std::make_unique<Scheduler>(*impl_->backend, so, &metrics_);

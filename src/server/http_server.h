@@ -23,6 +23,7 @@ struct ServerOptions {
   int chunk = 64;              // prompt chunk (fixed boundaries)
   int max_prompt_per_step = 256;
   int split_passes = -1;       // see SchedulerOptions (-1 auto, 0 off, 1 on)
+  int greedy_shortcut = -1;    // see SchedulerOptions (-1 auto, 0 off, 1 on)
   std::string api_key;         // empty: no auth
   std::string model_id = "minnow";
   double shutdown_grace_s = 10;  // SIGTERM: time in-flight requests get to finish before being cancelled

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <stdexcept>
 
 namespace minnow::server {
 
@@ -102,10 +103,16 @@ void Scheduler::release(Active& a, FinishReason r, const std::string& err) {
   }
 }
 
+bool Job::on_top(const int32_t*, int, int32_t*, FinishReason*) {
+  throw std::logic_error("job has no greedy shortcut");
+}
+
 void Scheduler::loop() {
   std::vector<float> logits;
   Batch batch;
   std::vector<size_t> row_owner;  // [n_rows] index into active_ for each logits row
+  std::vector<int32_t> top;        // [n_rows][Backend::kTopIds] with the greedy shortcut
+  std::vector<uint8_t> top_only;   // [n_rows] 1: the row comes back as top ids only
   for (;;) {
     std::vector<std::shared_ptr<Job>> dropped;  // cancelled before admission
     bool stopping = false;
@@ -189,33 +196,61 @@ void Scheduler::loop() {
       chunks.push_back({i, len});
     }
     // Rows come back in batch order: decode rows first (in active order), then prompt-final rows in order.
+    // With the greedy shortcut, greedy-only rows come back as top ids and the others as logits rows.
     logits.clear();
+    top.clear();
+    const bool use_top = opt_.greedy_shortcut > 0 || (opt_.greedy_shortcut < 0 && backend_.prefers_top());
+    top_only.assign(row_owner.size(), 0);
+    size_t n_full = row_owner.size();
+    if (use_top) {
+      for (size_t r = 0; r < row_owner.size(); ++r) top_only[r] = active_[row_owner[r]].job->greedy_only() ? 1 : 0;
+      for (uint8_t f : top_only) n_full -= f;
+    }
+    auto pass = [&](const Batch& b, size_t row0, size_t rows) {
+      if (use_top) {
+        const std::vector<uint8_t> flags(top_only.begin() + static_cast<std::ptrdiff_t>(row0),
+                                         top_only.begin() + static_cast<std::ptrdiff_t>(row0 + rows));
+        backend_.forward_top(b, flags, logits, top);
+      } else {
+        backend_.forward(b, logits);
+      }
+      metrics_->forward_passes.fetch_add(1);
+    };
     std::string error;
     auto t_step = std::chrono::steady_clock::now();
     try {
       const size_t limit = static_cast<size_t>(std::max(0, backend_.invariant_batch()));
-      const bool split = opt_.split_passes > 0 ||
-                         (opt_.split_passes < 0 && limit > 0 && n_decode <= limit && batch.size() > limit);
+      // auto: while no more sequences are active than the backend computes invariantly in one pass (then the
+      // decode tokens always fit one such pass); beyond that the promise does not hold anyway, and splitting
+      // would only multiply the large passes.
+      const bool split = opt_.split_passes > 0 || (opt_.split_passes < 0 && limit > 0 && active_.size() <= limit &&
+                                                   batch.size() > limit);
       if (!split) {
-        backend_.forward(batch, logits);
-        metrics_->forward_passes.fetch_add(1);
+        pass(batch, 0, row_owner.size());
       } else {
         // One pass for the decode tokens, then one per prompt chunk: each sequence's work is computed in a
         // batch of the same shape as when it runs alone (for backends whose numerics depend on batch size).
         std::vector<size_t> cuts = {0, n_decode};
         for (auto& c : chunks) cuts.push_back(cuts.back() + static_cast<size_t>(c.second));
+        size_t row0 = 0;
         for (size_t k = 0; k + 1 < cuts.size(); ++k) {
           if (cuts[k] == cuts[k + 1]) continue;
           Batch part;
-          for (size_t t = cuts[k]; t < cuts[k + 1]; ++t)
+          size_t rows = 0;
+          for (size_t t = cuts[k]; t < cuts[k + 1]; ++t) {
             part.add(batch.tokens[t], batch.pos[t], batch.seq[t], batch.want_logits[t] != 0);
-          backend_.forward(part, logits);
-          metrics_->forward_passes.fetch_add(1);
+            rows += batch.want_logits[t] ? 1 : 0;
+          }
+          pass(part, row0, rows);
+          row0 += rows;
         }
       }
-      if (logits.size() != row_owner.size() * static_cast<size_t>(opt_.n_vocab))
+      if (logits.size() != n_full * static_cast<size_t>(opt_.n_vocab))
         error = "backend returned " + std::to_string(logits.size()) + " logits, expected " +
-                std::to_string(row_owner.size() * static_cast<size_t>(opt_.n_vocab));
+                std::to_string(n_full * static_cast<size_t>(opt_.n_vocab));
+      if (use_top && top.size() != row_owner.size() * static_cast<size_t>(Backend::kTopIds))
+        error = "backend returned " + std::to_string(top.size()) + " top ids, expected " +
+                std::to_string(row_owner.size() * static_cast<size_t>(Backend::kTopIds));
     } catch (const std::exception& e) {
       error = std::string("forward pass failed: ") + e.what();
     } catch (...) {
@@ -248,11 +283,18 @@ void Scheduler::loop() {
       std::vector<uint8_t> gos(n_rows, 0);
       std::vector<FinishReason> reasons(n_rows, FinishReason::Stop);
       std::vector<std::string> errs(n_rows);
+      std::vector<size_t> lrow(n_rows, 0);  // each full row's place in `logits`
+      for (size_t r = 0, k = 0; r < n_rows; ++r)
+        if (!top_only[r]) lrow[r] = k++;
       auto work = [&](int64_t begin, int64_t end, int) {
         for (int64_t r = begin; r < end; ++r) {
           try {
-            gos[r] = active_[row_owner[r]].job->on_logits(logits.data() + r * static_cast<size_t>(opt_.n_vocab),
-                                                          opt_.n_vocab, &nexts[r], &reasons[r]);
+            Job& job = *active_[row_owner[r]].job;
+            if (top_only[r])
+              gos[r] = job.on_top(top.data() + r * Backend::kTopIds, Backend::kTopIds, &nexts[r], &reasons[r]);
+            else
+              gos[r] = job.on_logits(logits.data() + lrow[r] * static_cast<size_t>(opt_.n_vocab), opt_.n_vocab,
+                                     &nexts[r], &reasons[r]);
           } catch (const std::exception& e) {
             gos[r] = 0;
             reasons[r] = FinishReason::Error;

@@ -33,6 +33,11 @@ class Job {
   // Return true and set *next to continue with that token, or return false (with *reason) when done.
   // Jobs of one step may be called concurrently from several threads (never one job twice at once).
   virtual bool on_logits(float* logits, int n_vocab, int32_t* next, FinishReason* reason) = 0;
+  // The greedy shortcut: when greedy_only() is true at the start of a step, the scheduler may pass the row's
+  // Backend::kTopIds most likely ids (Backend::forward_top's order) to on_top instead of the logits to on_logits
+  // (same contract), so the backend need not copy that row to the host.
+  virtual bool greedy_only() const { return false; }
+  virtual bool on_top(const int32_t* ids, int k, int32_t* next, FinishReason* reason);
   // Called exactly once when the job leaves the scheduler, whatever the cause.
   virtual void on_finish(FinishReason reason, const std::string& error) = 0;
   // Thread-safe; the scheduler drops the job (and frees its slot) at its next step.
@@ -51,9 +56,13 @@ struct SchedulerOptions {
   int chunk = 64;              // prompt chunk size (fixed boundaries)
   int max_prompt_per_step = 256;  // prompt tokens per step (at least one chunk always runs)
   // Decode tokens and each prompt chunk in separate forward passes: 1 always, 0 never, -1 auto = when the
-  // backend's kernels depend on the pass size (Backend::invariant_batch() > 0), the decode tokens fit in an
-  // invariant pass and the whole step would not (so every sequence's work runs in passes shaped as when alone).
+  // backend's kernels depend on the pass size (Backend::invariant_batch() > 0), at most that many sequences are
+  // active (so the decode tokens fit one invariant pass) and the whole step would not fit one: every sequence's
+  // work then runs in passes shaped as when alone. Under heavier load no split (fewer, larger passes).
   int split_passes = -1;
+  // Greedy shortcut (Backend::forward_top for steps with greedy-only jobs): 1 on, 0 off, -1 auto = when the
+  // backend prefers it (Backend::prefers_top(): the CUDA backend, which then copies 8 ids instead of a logits row).
+  int greedy_shortcut = -1;
   int sample_threads = 0;      // threads running the jobs' on_logits of one step; 0 = auto (1 for a cpu backend)
 };
 

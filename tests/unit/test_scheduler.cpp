@@ -179,14 +179,16 @@ TEST(Scheduler, SplitPassesGiveTheSameTokens) {
 // A backend whose kernels change above 4 tokens per pass (as the CUDA backend's do above 32): with the default
 // split policy, every sequence's tokens equal its tokens alone while at most 4 sequences generate; with
 // splitting off, sharing large passes changes them (the check can fail).
-std::vector<std::vector<int32_t>> run_with_limit(int split, std::vector<std::vector<int32_t>>& want) {
-  const int kSlots = 4, kCtx = 256, kChunk = 8, kLimit = 4;
+std::vector<std::vector<int32_t>> run_with_limit(int split, std::vector<std::vector<int32_t>>& want, int slots = 4,
+                                                 uint64_t* passes = nullptr) {
+  const int kSlots = slots, kCtx = 256, kChunk = 8, kLimit = 4;
   std::mt19937 rng(11);
   FakeBackend be(kSlots, kCtx);
   be.invariant_limit = kLimit;
   SchedulerOptions so = opts(kSlots, kCtx, kChunk);
   so.split_passes = split;
-  Scheduler sched(be, so, nullptr);
+  Metrics m;
+  Scheduler sched(be, so, &m);
   std::vector<std::shared_ptr<TestJob>> jobs;
   want.clear();
   be.hold = true;
@@ -203,6 +205,7 @@ std::vector<std::vector<int32_t>> run_with_limit(int split, std::vector<std::vec
     got.push_back(j->tokens);
   }
   EXPECT_TRUE(be.violations().empty());
+  if (passes) *passes = m.forward_passes.load();
   return got;
 }
 
@@ -214,6 +217,20 @@ TEST(Scheduler, AutoSplitKeepsSmallBatchBackendsInvariant) {
   int differ = 0;
   for (size_t i = 0; i < mixed.size(); ++i) differ += mixed[i] != want[i];
   EXPECT_GT(differ, 0) << "without splitting, large mixed passes should have changed some outputs";
+}
+
+// Auto splits only while at most invariant_batch() sequences are active (the promise covers that many): with
+// more slots than that, it runs the same passes as no splitting (fewer, larger passes under load).
+TEST(Scheduler, AutoSplitOnlyWithinTheInvariantLimit) {
+  std::vector<std::vector<int32_t>> want;
+  uint64_t auto4 = 0, off4 = 0, auto8 = 0, off8 = 0;
+  run_with_limit(-1, want, 4, &auto4);
+  run_with_limit(0, want, 4, &off4);
+  const auto a8 = run_with_limit(-1, want, 8, &auto8);
+  const auto o8 = run_with_limit(0, want, 8, &off8);
+  EXPECT_GT(auto4, off4);
+  EXPECT_EQ(auto8, off8);
+  EXPECT_EQ(a8, o8);
 }
 
 TEST(Scheduler, ContextLimitAndInvalidPrompts) {
@@ -459,4 +476,91 @@ TEST(Sampler, GreedyTopPAndLogprobsAgainstScalarReference) {
   double z = 1 + std::exp(1.0) + std::exp(2.0);
   EXPECT_NEAR(counts[2] / 3000.0, std::exp(2.0) / z, 0.05);
   EXPECT_NEAR(counts[0] / 3000.0, 1.0 / z, 0.05);
+}
+
+// A greedy job that also takes the shortcut (Job::on_top): the first listed id that is not end-of-stream.
+class TopJob : public TestJob {
+ public:
+  using TestJob::TestJob;
+  bool greedy_only() const override { return true; }
+  bool on_top(const int32_t* ids, int k, int32_t* next, FinishReason* reason) override {
+    ++tops;
+    std::vector<float> one_hot(kVocab, 0.f);  // reuse on_logits' bookkeeping with the chosen id on top
+    int32_t pick = -1;
+    for (int i = 0; i < k && pick < 0; ++i)
+      if (ids[i] >= 0) pick = ids[i];
+    if (pick < 0) throw std::runtime_error("no id listed");
+    one_hot[static_cast<size_t>(pick)] = 1.f;
+    return on_logits(one_hot.data(), kVocab, next, reason);
+  }
+  int tops = 0;
+};
+
+TEST(Scheduler, GreedyShortcutGivesTheSameTokensAsWholeLogits) {
+  const int kSlots = 6, kCtx = 256, kChunk = 8;
+  std::vector<int> lens = {3, 9, 17, 1, 30, 12, 5, 21};
+  for (int mode : {1, 0}) {
+    FakeBackend be(kSlots, kCtx);
+    SchedulerOptions so = opts(kSlots, kCtx, kChunk);
+    so.greedy_shortcut = mode;
+    Scheduler sched(be, so, nullptr);
+    std::vector<std::shared_ptr<TopJob>> jobs;
+    std::mt19937 r2(99);
+    for (size_t i = 0; i < lens.size(); ++i) {
+      auto p = random_prompt(r2, lens[i]);
+      const int max_tokens = 4 + static_cast<int>(i) * 2;
+      jobs.push_back(std::make_shared<TopJob>(p, max_tokens));
+    }
+    be.hold = true;
+    for (auto& j : jobs) ASSERT_EQ(sched.submit(j), Scheduler::Submit::Ok);
+    be.hold = false;
+    r2.seed(99);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      ASSERT_TRUE(jobs[i]->wait_done());
+      auto p = random_prompt(r2, lens[i]);
+      EXPECT_EQ(jobs[i]->tokens, reference_greedy(p, 4 + static_cast<int>(i) * 2, kChunk, kCtx))
+          << "job " << i << ", shortcut " << mode;
+      if (mode == 1) EXPECT_GT(jobs[i]->tops, 0) << "the shortcut was not taken";
+      else EXPECT_EQ(jobs[i]->tops, 0);
+    }
+    EXPECT_TRUE(be.violations().empty());
+  }
+}
+
+TEST(Generation, GreedyShortcutSkipsEndOfGenerationOnlyWithIgnoreEos) {
+  FakeModel model;
+  GenParams gp;
+  gp.prompt = {'x'};
+  gp.max_tokens = 10;
+  gp.sampling.temperature = 0;
+  {
+    GenerationJob job(gp, model, nullptr, std::chrono::steady_clock::now());
+    EXPECT_TRUE(job.greedy_only());
+    int32_t next = -1;
+    FinishReason r;
+    const int32_t ids[Backend::kTopIds] = {'q', kEos, 'r', -1, -1, -1, -1, -1};
+    ASSERT_TRUE(job.on_top(ids, Backend::kTopIds, &next, &r));
+    EXPECT_EQ(next, 'q');
+    const int32_t eos_first[Backend::kTopIds] = {kEos, 'r', -1, -1, -1, -1, -1, -1};
+    EXPECT_FALSE(job.on_top(eos_first, Backend::kTopIds, &next, &r));  // stops, as on_logits would
+    EXPECT_EQ(r, FinishReason::Stop);
+    job.on_finish(r, "");
+    EXPECT_EQ(drain(job), "q");
+  }
+  gp.ignore_eos = true;
+  {
+    GenerationJob job(gp, model, nullptr, std::chrono::steady_clock::now());
+    int32_t next = -1;
+    FinishReason r;
+    const int32_t eos_first[Backend::kTopIds] = {kEos, 'r', -1, -1, -1, -1, -1, -1};
+    ASSERT_TRUE(job.on_top(eos_first, Backend::kTopIds, &next, &r));
+    EXPECT_EQ(next, 'r');
+    const int32_t only_eos[Backend::kTopIds] = {kEos, -1, -1, -1, -1, -1, -1, -1};
+    EXPECT_THROW(job.on_top(only_eos, Backend::kTopIds, &next, &r), std::exception);
+  }
+  gp.sampling.logprobs = true;  // log-probabilities need the whole row
+  EXPECT_FALSE(GenerationJob(gp, model, nullptr, std::chrono::steady_clock::now()).greedy_only());
+  gp.sampling.logprobs = false;
+  gp.sampling.temperature = 0.7;
+  EXPECT_FALSE(GenerationJob(gp, model, nullptr, std::chrono::steady_clock::now()).greedy_only());
 }
