@@ -149,11 +149,14 @@ if [ -f $TL ]; then
   note "batch invariance (tests/py/test_cuda_batch_invariance.py, tiny-llama + TinyLlama-shaped): rc=$rc: $(tail -1 "$OUT/invariance.log")"
 
   # ---- 4c. settings that must not change a result: whole-model logits bitwise equal to the default's ---------
-  if [ -n "${GPU_CHECK_BITWISE:-}" ]; then
+  # GPU_CHECK_BINS: other builds carried in .carry/bin (e.g. the commit before a change), compared the same way
+  if [ -n "${GPU_CHECK_BITWISE:-}${GPU_CHECK_BINS:-}" ]; then
     toks=$(python3 -c "print(','.join(str((i * 7919) % 32000) for i in range(1, 25)))")
     "$BIN/minnow" score --device cuda -m $TL --tokens "$toks" --dump /tmp/bw_default > /dev/null 2>&1
-    for ab in $GPU_CHECK_BITWISE; do
-      env ${ab//,/ } "$BIN/minnow" score --device cuda -m $TL --tokens "$toks" --dump "/tmp/bw_$ab" > /dev/null 2>&1
+    for ab in ${GPU_CHECK_BITWISE:-} ${GPU_CHECK_BINS:-}; do
+      exe=$BIN/minnow
+      [ -x "$BIN/$ab" ] && { exe=$BIN/$ab; ab_env=MINNOW_NOTHING=1; } || ab_env=$ab
+      env ${ab_env//,/ } "$exe" score --device cuda -m $TL --tokens "$toks" --dump "/tmp/bw_$ab" > /dev/null 2>&1
       note "bitwise [$ab]: $(python3 -c "import numpy as np,sys; a=np.load('/tmp/bw_default/logits.npy'); b=np.load(sys.argv[1]+'/logits.npy'); print('equal' if a.shape==b.shape and (a.view(np.uint32)==b.view(np.uint32)).all() else 'DIFFERENT max %g' % abs(a-b).max())" "/tmp/bw_$ab")"
     done
   fi
@@ -178,9 +181,11 @@ for r in rows:
           + (f"{gbs:.0f} | {100 * gbs / 3040:.1f}% |" if r["n_gen"] else "- | - |"))
 PY
   # ---- 5b. the same decode tests with older paths selected by env (A/B in the same call) -------------------
-  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_PERSISTENT=0}; do
+  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_PERSISTENT=0} ${GPU_CHECK_BINS:-}; do
     tag=$(printf '%s' "$ab" | tr -c 'A-Za-z0-9._-' '_')  # file names the device tool brings back
-    env ${ab//,/ } timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
+    exe=$BIN/minnow
+    [ -x "$BIN/$ab" ] && { exe=$BIN/$ab; ab_env=MINNOW_NOTHING=1; } || ab_env=$ab
+    env ${ab_env//,/ } timeout 120 "$exe" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
       > "$OUT/bench_$tag.json" 2> "$OUT/bench_$tag.err"
     grep "cuda profile" "$OUT/bench_$tag.err" | head -4
     python3 - "$OUT/bench_$tag.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"

@@ -85,11 +85,7 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     cp16(v_s + p * D + c * 8, reinterpret_cast<const uint4*>(vg + size_t(p) * row_stride) + c);
   }
   wait();
-  if (cnt == 0) {
-    cp_commit();
-    cp_wait_all();
-    return;
-  }
+  if (cnt == 0) return;  // nothing was issued
   const int nv = (len + chunk - 1) / chunk;
   const int G = a.n_head / a.n_head_kv;
   const int h0 = kvh * G + gb * gper;
