@@ -203,12 +203,12 @@ class CudaBackend final : public Backend {
   void gemm_f16(cublasHandle_t h, cudaStream_t st, const __half* w, int m, int k, const void* x16, int nt, float* y,
                 int ldy, bool accumulate, bool splitk);
 
-  // Copies the n_out logits rows (d_logits_) to the end of `logits` through the pinned h_logits_, in pieces of
-  // 16 rows, so that the host copy of one piece overlaps the download of the next.
   // forward_top's download: the top ids of all n_out rows, and the logits rows whose flag is not set (each run
   // of consecutive such rows in one copy).
   void download_top(int n_out, const uint8_t* top_only, std::vector<float>& logits, std::vector<int32_t>& top);
 
+  // Copies the n_out logits rows (d_logits_) to the end of `logits` through the pinned h_logits_, in pieces of
+  // 16 rows, so that the host copy of one piece overlaps the download of the next.
   void download_logits(int n_out, std::vector<float>& logits);
 
   // ---- Profile (MINNOW_CUDA_PROFILE=1): events on stream_ between the phases of each large pass; per-pass
@@ -318,8 +318,8 @@ class CudaBackend final : public Backend {
   void* d_h16_ = nullptr;      // f16 [kUbatch][max width]
   void* d_wdeq_ = nullptr;     // f16 [wdeq_elems_]
   float* d_attn_scratch_ = nullptr;
-  int* d_attn_counters_ = nullptr;
-  float* d_rope_ = nullptr;  // [n_ctx][n_rot/2][cos, sin] or nullptr (then computed in the kernel)  // [kAttnGroup][n_head_kv][groups], kept at zero by the kernel
+  int* d_attn_counters_ = nullptr;  // attn_counter_ints(...), kept at zero by the kernel
+  float* d_rope_ = nullptr;         // [n_ctx][n_rot/2][cos, sin] or nullptr (then computed in the kernel)
   void *d_kcache_ = nullptr, *d_vcache_ = nullptr;  // f16 [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
 };
 
