@@ -185,14 +185,15 @@ PY
     tag=$(printf '%s' "$ab" | tr -c 'A-Za-z0-9._-' '_')  # file names the device tool brings back
     exe=$BIN/minnow
     [ -x "$BIN/$ab" ] && { exe=$BIN/$ab; ab_env=MINNOW_NOTHING=1; } || ab_env=$ab
-    env ${ab_env//,/ } timeout 120 "$exe" bench --device cuda -m $TL -p 0 -n 128 -d 0,2048 -r 5 -o json \
+    pp=0; [ -x "$BIN/$ab" ] && pp=512  # other builds: the prompt test too
+    env ${ab_env//,/ } timeout 120 "$exe" bench --device cuda -m $TL -p $pp -n 128 -d 0,2048 -r 5 -o json \
       > "$OUT/bench_$tag.json" 2> "$OUT/bench_$tag.err"
     grep "cuda profile" "$OUT/bench_$tag.err" | head -4
     python3 - "$OUT/bench_$tag.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
 import json, sys
 for r in json.load(open(sys.argv[1])):
-    name = f"tg{r['n_gen']}" + (f" @ d{r['n_depth']}" if r["n_depth"] else "") + f" [{sys.argv[2]}]"
-    gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9
+    name = (f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}") + (f" @ d{r['n_depth']}" if r["n_depth"] else "") + f" [{sys.argv[2]}]"
+    gbs = r["avg_ts"] * r.get("weight_bytes_per_token", 0) / 1e9 if r["n_gen"] else 0
     print(f"| {name} | {r['avg_ts']:.0f} ± {r['stddev_ts']:.0f} | {1000 / r['avg_ts']:.3f} | {gbs:.0f} | {100 * gbs / 3040:.1f}% |")
 PY
   done
