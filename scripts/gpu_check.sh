@@ -57,10 +57,10 @@ if [ "$ONLY" != bench ]; then
 rc=0
 for t in test_cuda_kernels test_cuda_large test_cuda_gemm; do
   [ -x "$BIN/$t" ] || continue
-  timeout 180 "$BIN/$t" >> "$OUT/unit.log" 2>&1 || rc=1
+  MINNOW_SHARED_DIR=$SHARED timeout 180 "$BIN/$t" >> "$OUT/unit.log" 2>&1 || rc=1
 done
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
-note "unit tests (test_cuda_kernels, _large, _gemm): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
+note "unit tests (test_cuda_kernels, _large, _gemm): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c '  SKIPPED \]' "$OUT/unit.log") skipped, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
 timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
