@@ -63,6 +63,8 @@ class Backend {
 
 // The kTopIds most likely ids of one logits row (the order forward_top promises): out[kTopIds].
 void top_ids(const float* row, int64_t n_vocab, int32_t* out);
+// forward_top's argument check: one flag per wanted row (throws Error otherwise).
+void check_top_flags(const Batch& batch, const std::vector<uint8_t>& top_only);
 
 std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt);
 

@@ -33,13 +33,18 @@ void top_ids(const float* row, int64_t n_vocab, int32_t* out) {
   for (int k = n; k < K; ++k) out[k] = -1;
 }
 
-void Backend::forward_top(const Batch& batch, const std::vector<uint8_t>& top_only,
-                          std::vector<float>& logits, std::vector<int32_t>& top) {
+void check_top_flags(const Batch& batch, const std::vector<uint8_t>& top_only) {
   size_t wanted = 0;
   for (uint8_t w : batch.want_logits) wanted += w ? 1 : 0;
   if (top_only.size() != wanted)
     throw Error("forward_top: " + std::to_string(top_only.size()) + " flags for " + std::to_string(wanted) +
                 " wanted rows");
+}
+
+void Backend::forward_top(const Batch& batch, const std::vector<uint8_t>& top_only, std::vector<float>& logits,
+                          std::vector<int32_t>& top) {
+  check_top_flags(batch, top_only);
+  const size_t wanted = top_only.size();
   std::vector<float> all;
   forward(batch, all);
   if (wanted == 0) return;

@@ -81,11 +81,7 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::forward_top(const Batch& batch, const std::vector<uint8_t>& top_only,
                               std::vector<float>& logits, std::vector<int32_t>& top) {
-  size_t wanted = 0;
-  for (uint8_t w : batch.want_logits) wanted += w ? 1 : 0;
-  if (top_only.size() != wanted)
-    throw Error("forward_top: " + std::to_string(top_only.size()) + " flags for " + std::to_string(wanted) +
-                " wanted rows");
+  check_top_flags(batch, top_only);
   run(batch, &top_only, logits, &top);
 }
 

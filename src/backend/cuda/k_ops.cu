@@ -129,6 +129,18 @@ unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) 
 __device__ __forceinline__ bool top_before(float va, int ia, float vb, int ib) {
   return ia >= 0 && (ib < 0 || va > vb || (va == vb && ia < ib));
 }
+// The first of the warp's (v, i) pairs in that order, in every lane.
+__device__ __forceinline__ void top_warp(float& v, int& i) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+    if (top_before(ov, oi, v, i)) {
+      v = ov;
+      i = oi;
+    }
+  }
+}
 // One block per row, k rounds: round j finds the best element strictly after round j - 1's pick in the
 // (value desc, id asc) order, by a strided scan and a fixed-shape reduction (the result is the same whatever
 // the order of the scan).
@@ -152,15 +164,7 @@ __global__ void k_top_ids(const float* __restrict__ logits, int n_vocab, int k, 
         bi = i;
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (top_before(ov, oi, bv, bi)) {
-        bv = ov;
-        bi = oi;
-      }
-    }
+    top_warp(bv, bi);
     if (lane == 0) {
       s_v[warp] = bv;
       s_i[warp] = bi;
@@ -169,15 +173,7 @@ __global__ void k_top_ids(const float* __restrict__ logits, int n_vocab, int k, 
     if (warp == 0) {
       bv = lane < nw ? s_v[lane] : 0.f;
       bi = lane < nw ? s_i[lane] : -1;
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (top_before(ov, oi, bv, bi)) {
-          bv = ov;
-          bi = oi;
-        }
-      }
+      top_warp(bv, bi);
       if (lane == 0) {
         out[size_t(blockIdx.x) * k + j] = bi;
         s_pv = bi >= 0 ? bv : -INFINITY;
