@@ -160,6 +160,13 @@ if [ -f $TL ]; then
       note "bitwise [$ab]: $(python3 -c "import numpy as np,sys; a=np.load('/tmp/bw_default/logits.npy'); b=np.load(sys.argv[1]+'/logits.npy'); print('equal' if a.shape==b.shape and (a.view(np.uint32)==b.view(np.uint32)).all() else 'DIFFERENT max %g' % abs(a-b).max())" "/tmp/bw_$ab")"
     done
   fi
+  if [ "${GPU_CHECK_KTRACE:-0}" = 1 ]; then  # in-graph kernel timeline of the per-op decode graphs, per depth
+    for d in 0 2048; do
+      echo "-- kernel trace, tg128 @ depth $d"
+      MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 128 -d $d -r 3 2>&1 >/dev/null |
+        grep "cuda trace"
+    done
+  fi
   if [ "${GPU_CHECK_TRACE:-0}" = 1 ]; then  # where the persistent kernel's time goes (stderr of one short run each)
     for d in 0 2048; do
       MINNOW_CUDA_PERSISTENT=1 MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
@@ -188,7 +195,7 @@ PY
     pp=0; [ -x "$BIN/$ab" ] && pp=512  # other builds: the prompt test too
     env ${ab_env//,/ } timeout 120 "$exe" bench --device cuda -m $TL -p $pp -n 128 -d 0,2048 -r 5 -o json \
       > "$OUT/bench_$tag.json" 2> "$OUT/bench_$tag.err"
-    grep "cuda profile" "$OUT/bench_$tag.err" | head -4
+    grep "cuda profile\|cuda trace" "$OUT/bench_$tag.err" | head -12
     python3 - "$OUT/bench_$tag.json" "$ab" <<'PY' | tee -a "$OUT/bench.txt"
 import json, sys
 for r in json.load(open(sys.argv[1])):

@@ -13,6 +13,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,6 +53,7 @@ CudaBackend::CudaBackend(const LlamaModel& model, const BackendOptions& opt) : p
   if (const char* e = std::getenv("MINNOW_CUDA_PREFETCH")) prefetch_ = std::atoi(e);
   if (const char* e = std::getenv("MINNOW_CUDA_V11")) v11_ = std::string(e) == "1";
   if (const char* e = std::getenv("MINNOW_CUDA_PERSISTENT")) persistent_ = std::string(e) == "1";
+  if (const char* e = std::getenv("MINNOW_CUDA_TRACE")) ktrace_ = std::string(e) == "1" && !persistent_;
   n_seq_ = opt.n_seq_max;
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   cublas_check(cublasCreate(&blas_), "cublasCreate");
@@ -130,6 +133,10 @@ void CudaBackend::run(const Batch& batch, const std::vector<uint8_t>* top_only, 
     }
     if (prof_pass) prof_host_ms_ += host_ms() - t_dl;
     if (prof_small) small_done(host_ms() - t_small);
+    if (kt_pending_) {
+      kt_pending_ = false;
+      ktrace_collect();
+    }
     ++dump_calls_;
     w0 += size_t(n_out);
   }
@@ -210,6 +217,9 @@ void CudaBackend::allocate() {
   const size_t F = size_t(p_.n_ff), NV = size_t(p_.n_vocab);
   auto keep = [&](void* p) { allocs_.push_back(p); return p; };
   d_in_ = static_cast<int32_t*>(keep(dalloc<int32_t>(4 * U, scratch_bytes_)));
+  if (ktrace_)  // one slot per layer kernel and the output mat-vec
+    d_ktrace_ = static_cast<unsigned long long*>(
+        keep(dalloc<unsigned long long>(3 * size_t(5 * p_.n_layer + 2), scratch_bytes_)));
   d_x_ = static_cast<float*>(keep(dalloc<float>(U * E, scratch_bytes_)));
   d_q_ = static_cast<float*>(keep(dalloc<float>(U * Q, scratch_bytes_)));
   d_k_ = static_cast<float*>(keep(dalloc<float>(U * K, scratch_bytes_)));
@@ -410,6 +420,30 @@ void CudaBackend::small_done(double wall_ms) {
 }
 
 void CudaBackend::print_profile() const {
+  if (kt_n_ > 0) {
+    // Per kind (mean over layers and passes): the hand-over (first block past the wait - the previous kernel's
+    // last block end) and the work (last block end - first block past the wait).
+    const double n = double(kt_n_);
+    std::map<std::string, std::array<double, 3>> kinds;  // kind -> gap, work, count
+    for (size_t i = 0; i < ktrace_label_.size() && i < kt_gap_.size(); ++i) {
+      const std::string& l = ktrace_label_[i];
+      const std::string kind = l.find(' ') == std::string::npos ? l : l.substr(l.find(' ') + 1);
+      auto& k = kinds[kind];
+      k[0] += kt_gap_[i] / n;
+      k[1] += kt_work_[i] / n;
+      k[2] += 1;
+    }
+    std::fprintf(stderr, "cuda trace: %ld single-token passes, first kernel start -> last kernel end %.1f us\n", kt_n_,
+                 kt_total_ / n);
+    double sum_gap = 0, sum_work = 0;
+    for (const auto& [kind, k] : kinds) {
+      std::fprintf(stderr, "cuda trace: %-12s x%-3.0f hand-over %6.2f us, work %6.2f us (per launch)\n", kind.c_str(),
+                   k[2], k[0] / k[2], k[1] / k[2]);
+      sum_gap += k[0];
+      sum_work += k[1];
+    }
+    std::fprintf(stderr, "cuda trace: sums per pass: hand-overs %.1f us, work %.1f us\n", sum_gap, sum_work);
+  }
   if (prof_ && small_passes_ > 0)
     std::fprintf(stderr, "cuda profile: %ld small passes: GPU (upload + graph) %.1f us, host wall per pass %.1f us\n",
                  small_passes_, 1e3 * small_gpu_ms_ / double(small_passes_),

@@ -256,6 +256,22 @@ class CudaBackend final : public Backend {
   // MINNOW_CUDA_PERSISTENT=1: the persistent decode kernel for batches of up to 8 tokens (bitwise equal results;
   // measured slower than the kernel-per-op graphs on the H100, docs/cuda_notes.md v13, so off by default).
   bool persistent_ = false;
+  // Kernel timeline of single-token passes on the per-op graphs (MINNOW_CUDA_TRACE=1, not with the persistent
+  // kernel): every mat-vec and attention launch gets a slot of d_ktrace_ (cuda_kernels.h, MatvecArgs::d_trace);
+  // per slot, the sums over traced passes of (first block past the wait - previous kernel's last block end),
+  // (last block end - first block past the wait), in us; printed by print_profile.
+  bool ktrace_ = false;
+  unsigned long long* d_ktrace_ = nullptr;  // [ktrace_label_.size()][3]
+  std::vector<std::string> ktrace_label_;   // [slots] "L0 qkv", ...
+  std::vector<double> kt_gap_, kt_work_;    // [slots]
+  double kt_total_ = 0;                     // first kernel start -> last kernel end
+  long kt_n_ = 0;
+  int kt_skip_ = 8;           // warm-up passes not counted
+  int kt_key_ = -1;           // the traced graph: the first one captured for one token with its logits
+  bool kt_capturing_ = false;  // inside that capture
+  bool kt_pending_ = false;    // that graph was launched: collect after the pass
+  unsigned long long* ktrace_slot(const std::string& label);  // next slot (capture time), nullptr when off
+  void ktrace_collect();                                      // after a traced single-token pass
   void* d_q8_ = nullptr;  // int8 hand-off gate+up -> down, [kSmallBatch] tokens of n_ff (cuda::q8_bytes), or nullptr
   bool persistent_warned_ = false;
   std::map<int, std::unique_ptr<cuda::DecodePlan>> plans_;  // by token count; nullptr: unsupported

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -129,6 +130,7 @@ void CudaBackend::output_matvec(const float* xs, int n_out) {
   a.nb = n_out;
   a.d_norm = out_norm_;
   a.eps = float(p_.rms_eps);
+  a.d_trace = ktrace_slot("output");
   cuda::matvec(a, stream_);
 }
 
@@ -146,11 +148,51 @@ void CudaBackend::enqueue_small(int nt, int n_out) {
       add_pf(*mvs[i], out_, (i + 2 - mvs.size()) * kPfOut, kPfOut);
     }
   }
-  for (const auto& s : st) {
-    if (s.attention) cuda::attention(s.at, stream_);
-    else cuda::matvec(s.mv, stream_);
+  static const char* kinds[5] = {"qkv", "attention", "attn_output", "gate+up", "down"};
+  for (size_t i = 0; i < st.size(); ++i) {
+    cuda::DecodeStage& s = st[i];
+    std::string label = "L";  // (built step by step: g++ 12 warns falsely on a chain of + here)
+    label += std::to_string(i / 5);
+    label += ' ';
+    label += kinds[i % 5];
+    if (s.attention) {
+      s.at.d_trace = ktrace_slot(label);
+      cuda::attention(s.at, stream_);
+    } else {
+      s.mv.d_trace = ktrace_slot(label);
+      cuda::matvec(s.mv, stream_);
+    }
   }
   enqueue_output(nt, n_out);
+}
+
+unsigned long long* CudaBackend::ktrace_slot(const std::string& label) {
+  if (!kt_capturing_) return nullptr;
+  const size_t slot = ktrace_label_.size();
+  if (!d_ktrace_ || slot >= size_t(5 * p_.n_layer + 2)) return nullptr;
+  ktrace_label_.push_back(label);
+  return d_ktrace_ + 3 * slot;
+}
+
+void CudaBackend::ktrace_collect() {
+  const size_t n = ktrace_label_.size();
+  if (n == 0) return;
+  std::vector<unsigned long long> t(3 * n);
+  check(cudaMemcpy(t.data(), d_ktrace_, t.size() * sizeof(t[0]), cudaMemcpyDeviceToHost), "trace copy");
+  if (kt_skip_ > 0) {
+    --kt_skip_;
+    return;
+  }
+  kt_gap_.resize(n, 0.0);
+  kt_work_.resize(n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const double past_wait = double(~t[3 * i + 1]), end = double(t[3 * i + 2]);
+    const double prev_end = i > 0 ? double(t[3 * i - 1]) : double(~t[0]);
+    kt_gap_[i] += (past_wait - prev_end) / 1e3;
+    kt_work_[i] += (end - past_wait) / 1e3;
+  }
+  kt_total_ += (double(t[3 * n - 1]) - double(~t[0])) / 1e3;
+  ++kt_n_;
 }
 
 bool CudaBackend::launch_persistent(int nt, int n_out) {
@@ -178,10 +220,14 @@ void CudaBackend::launch_graph(int nt, int n_out) {
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     cudaGraph_t g = nullptr;
+    kt_capturing_ = ktrace_ && kt_key_ < 0 && nt == 1 && n_out == 1;
+    if (kt_capturing_) kt_key_ = key;
     check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
     try {
       enqueue_small(nt, n_out);
+      kt_capturing_ = false;
     } catch (...) {
+      kt_capturing_ = false;
       cudaStreamEndCapture(stream_, &g);
       if (g) cudaGraphDestroy(g);
       throw;
@@ -192,6 +238,10 @@ void CudaBackend::launch_graph(int nt, int n_out) {
     cudaGraphDestroy(g);
     check(e, "graph instantiate");
     it = graphs_.emplace(key, exec).first;
+  }
+  if (key == kt_key_ && !ktrace_label_.empty()) {
+    check(cudaMemsetAsync(d_ktrace_, 0, sizeof(unsigned long long) * 3 * ktrace_label_.size(), stream_), "cudaMemset");
+    kt_pending_ = true;
   }
   check(cudaGraphLaunch(it->second, stream_), "graph launch");
 }

@@ -77,6 +77,9 @@ struct MatvecArgs {
   void* d_q8_out = nullptr;
   const void* d_q8_in = nullptr;
   int q8_tokens = 0;
+  // Optional timeline [3] (MINNOW_CUDA_TRACE=1): ~earliest block start, ~earliest block past the wait, latest
+  // block end (%globaltimer ns; written with atomicMax onto zeros, so the first two are stored complemented).
+  unsigned long long* d_trace = nullptr;
 };
 // cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
 void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);
@@ -157,6 +160,7 @@ struct AttnArgs {
   int* d_counters = nullptr;   // attn_counter_ints(...), zero before the first launch (kernels leave it zero)
   float* d_out = nullptr;      // [n][ldo]
   int ldo = 0;
+  unsigned long long* d_trace = nullptr;  // optional timeline [3], as MatvecArgs::d_trace
 };
 bool attn_head_dim_supported(int head_dim);
 void attention(const AttnArgs& a, cudaStream_t s);

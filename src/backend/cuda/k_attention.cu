@@ -23,11 +23,14 @@ template <int D>
 __global__ void __launch_bounds__(threads_for(D))
     k_attn(AttnArgs a, int splits, int g_blocks, int chunk, int gper) {
   extern __shared__ __align__(16) float smem[];
+  trace_first(a.d_trace);
   attn_block<D, threads_for(D)>(a, splits, g_blocks, chunk, gper, int(blockIdx.x), int(blockIdx.y),
-                                int(blockIdx.z), smem, [] {
+                                int(blockIdx.z), smem, [&] {
                                   pdl_trigger();
                                   pdl_wait();
+                                  trace_first(a.d_trace ? a.d_trace + 1 : nullptr);
                                 });
+  trace_last(a.d_trace ? a.d_trace + 2 : nullptr);  // every return in attn_block is uniform per block
 }
 
 template <int D>

@@ -62,6 +62,7 @@ struct KArgs {
   __half* vc;
   int n_ctx;
   const float* rope;     // [n_ctx][n_rot/2][2] or nullptr
+  unsigned long long* trace;  // optional timeline [3] (MatvecArgs::d_trace)
   const uint8_t* pf[3];  // L2 prefetch ranges [pf_n[i]] bytes (hint only)
   unsigned long long pf_n[3];
 };
@@ -250,6 +251,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
 
   const bool bulk = MV_BULK_OK && a.bulk;
   const unsigned mbar = mv_mbar(region, warp);
+  trace_first(a.trace);
   if (issue) mv_issue(a, bx, wsm, region);
   prefetch_ranges(a);  // after this block's own weight requests
   // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
@@ -279,6 +281,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     }
   }
   wait();
+  trace_first(a.trace ? a.trace + 1 : nullptr);
   // Residual prefetch (Add mode, one row per warp): lane b holds y[b][row] for token b.
   float ypre = 0.f;
   if (a.mode == 1 && a.rw == 1) {
@@ -628,6 +631,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       }
     }
   }
+  trace_last(a.trace ? a.trace + 2 : nullptr);
 }
 
 template <int NB, int XM, class Wait>
@@ -700,6 +704,7 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
     return e && std::string(e) == "1";
   }();
   k.bulk = bulk_on ? 1 : 0;
+  k.trace = a.d_trace;
   k.q8o = static_cast<uint8_t*>(a.d_q8_out);
   k.q8i = static_cast<const uint8_t*>(a.d_q8_in);
   k.q8_tok = a.q8_tokens;

@@ -210,6 +210,23 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+
+// Kernel timeline (cuda_kernels.h, MatvecArgs::d_trace): t[0] / t[1] hold the complement of the earliest block
+// start / the earliest block past the wait, t[2] the latest block end (%globaltimer ns, all by atomicMax).
+__device__ __forceinline__ unsigned long long trace_time() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void trace_first(unsigned long long* t) {
+  if (t && threadIdx.x == 0) atomicMax(t, ~trace_time());
+}
+__device__ __forceinline__ void trace_last(unsigned long long* t) {  // after the block's last work
+  if (t) {
+    __syncthreads();
+    if (threadIdx.x == 0) atomicMax(t, trace_time());
+  }
+}
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
