@@ -477,7 +477,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       }
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       if (act) {
-        *reinterpret_cast<uint2*>(xq + b * a.n_in + j * 32 + part * 8) = make_uint2(w0, w1);
+        *reinterpret_cast<uint2*>(xq + b * a.n_in + xperm(j * 32 + part * 8, a.n_in)) = make_uint2(w0, w1);
         if (part == 0) {
           xqd[b * nblk + j] = d;
           xqs[b * 2 * nblk + 2 * j] = float(sum);
@@ -580,7 +580,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
 #pragma unroll
       for (int o = 1; o < 16; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       const int t = b0 + b, j = row0 >> 5;
-      gq[size_t(t) * a.total_rows + row0 + lane] = uint8_t(qv & 0xFF);
+      gq[size_t(t) * a.total_rows + xperm(row0 + lane, a.total_rows)] = uint8_t(qv & 0xFF);  // staged layout
       if (lane == 0) {
         gd[size_t(t) * nblk_out + j] = d;
         gs[size_t(t) * 2 * nblk_out + 2 * j] = float(sum);
@@ -715,7 +715,7 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
       return true;
     }();
     if (!q8types || a.q8_tokens < a.nb) throw Error("cuda: matvec: bad int8 hand-off");
-    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 32 != 0))
+    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 64 != 0))  // whole 64-column pieces (xperm)
       throw Error("cuda: matvec: bad int8 output");
     if (k.q8i && a.n_in % 128 != 0) throw Error("cuda: matvec: bad int8 input");
     if (a.q8_tokens % 8 != 0) throw Error("cuda: matvec: int8 hand-off capacity must be a multiple of 8");

@@ -176,6 +176,13 @@ __device__ __forceinline__ void dot_q6k(const uint8_t* wrow, int n_in, const XSr
 
 // ---- int8 activations (decode of Q4_K / Q6_K): x quantized per 32 elements, dp4a dot products ----------
 // Staged per token: xq int8 [n_in], dx float [n_in/32] (scale), s16 float [n_in/16] (sum of xq per 16).
+// Place of column col in a staged int8 row of n columns (n % 64 == 0): the row is stored as 4 planes of n / 4
+// bytes, plane k holding bytes [16k, 16k + 16) of every 64-byte piece, so the 32 lanes of a warp reading one
+// 16-byte part of consecutive pieces read 512 contiguous bytes (no shared-memory bank conflicts).
+__host__ __device__ __forceinline__ int xperm(int col, int n) {
+  return ((col >> 4) & 3) * (n >> 2) + ((col >> 6) << 4) + (col & 15);
+}
+
 struct XQ {
   const int8_t* q;  // [NB][n_in]
   const float* d;   // [NB][n_in/32]
@@ -183,40 +190,47 @@ struct XQ {
   int n_in;
 };
 
+// Q4_K with int8 activations: lane l takes the 64-weight pieces p = l + 32 i of the row (super-block p / 4,
+// sub-blocks 2c and 2c + 1 with c = p % 4, the same c on every iteration): 32 bytes of nibbles, one scale decode
+// and one set of activation scales for 64 weights. The integer dot products are exact; the float sum of a row
+// depends only on n_in.
 template <int NB>
 __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const XQ& x, int nb, int lane,
                                            float* acc) {
-  const int n_units = n_in / 32;
-  const Q4kLane L = q4k_lane(lane);
-  const int c = L.c, h = L.h;
-  for (int u = lane; u < n_units; u += 32) {
-    const int sb = u >> 3;
+  const int n_pieces = n_in / 64;
+  const Q4kLane L = q4k_lane(2 * (lane & 3));  // c = lane % 4 (h unused)
+  const int c = L.c;
+  for (int p = lane; p < n_pieces; p += 32) {
+    const int sb = p >> 2;
     const uint8_t* blk = wrow + sb * 144;
-    const uint4 q = ld128(blk + 16 + 32 * c + 16 * h);
+    const uint4 q0 = ld128(blk + 16 + 32 * c), q1 = ld128(blk + 32 + 32 * c);
     float ds0, dm0, ds1, dm1;
     q4k_scales(blk, L, ds0, dm0, ds1, dm1);
-    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-    const int col0 = sb * 256 + 64 * c + 16 * h;
-    const int j0 = sb * 8 + 2 * c, j1 = j0 + 1;  // the 32-blocks of col0 and col0 + 32 (16 h < 32)
+    const uint32_t w[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};  // weights 0-31 of sub-blocks 2c | 2c+1
+    const int col0 = sb * 256 + 64 * c;
+    const int j0 = sb * 8 + 2 * c, j1 = j0 + 1;  // the 32-blocks of col0 and col0 + 32
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
       if (b < nb) {
-        const int8_t* xb = x.q + b * x.n_in + col0;
-        const uint4 xl = *reinterpret_cast<const uint4*>(xb);
-        const uint4 xh = *reinterpret_cast<const uint4*>(xb + 32);
-        const int xlw[4] = {int(xl.x), int(xl.y), int(xl.z), int(xl.w)};
-        const int xhw[4] = {int(xh.x), int(xh.y), int(xh.z), int(xh.w)};
+        const int8_t* xr = x.q + b * x.n_in + (col0 >> 2);  // piece p = col0 / 64 in each plane (xperm)
+        const int plane = x.n_in >> 2;
+        const uint4 xa = *reinterpret_cast<const uint4*>(xr), xb1 = *reinterpret_cast<const uint4*>(xr + plane),
+                    xc = *reinterpret_cast<const uint4*>(xr + 2 * plane),
+                    xd = *reinterpret_cast<const uint4*>(xr + 3 * plane);  // columns col0 + [0, 16, 32, 48)
+        const int xl[8] = {int(xa.x), int(xa.y), int(xa.z), int(xa.w), int(xb1.x), int(xb1.y), int(xb1.z), int(xb1.w)};
+        const int xh[8] = {int(xc.x), int(xc.y), int(xc.z), int(xc.w), int(xd.x), int(xd.y), int(xd.z), int(xd.w)};
         int sl = 0, sh = 0;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          sl = __dp4a(int(w[i] & 0x0F0F0F0Fu), xlw[i], sl);
-          sh = __dp4a(int((w[i] >> 4) & 0x0F0F0F0Fu), xhw[i], sh);
+        for (int i = 0; i < 8; ++i) {
+          sl = __dp4a(int(w[i] & 0x0F0F0F0Fu), xl[i], sl);
+          sh = __dp4a(int((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], sh);
         }
         const float* db = x.d + b * (x.n_in >> 5);
-        const float* s16 = x.s + b * (x.n_in >> 4);
+        const float2 s0 = *reinterpret_cast<const float2*>(x.s + b * (x.n_in >> 4) + 2 * j0);  // per-16 sums
+        const float2 s1 = *reinterpret_cast<const float2*>(x.s + b * (x.n_in >> 4) + 2 * j1);
         float r = acc[b];
-        r = fmaf(db[j0], fmaf(ds0, float(sl), -dm0 * s16[2 * j0 + h]), r);
-        r = fmaf(db[j1], fmaf(ds1, float(sh), -dm1 * s16[2 * j1 + h]), r);
+        r = fmaf(db[j0], fmaf(ds0, float(sl), -dm0 * (s0.x + s0.y)), r);
+        r = fmaf(db[j1], fmaf(ds1, float(sh), -dm1 * (s1.x + s1.y)), r);
         acc[b] = r;
       }
     }
@@ -257,7 +271,7 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
 #pragma unroll
       for (int b = 0; b < NB; ++b) {
         if (b < nb) {
-          const uint4 xv = *reinterpret_cast<const uint4*>(x.q + b * x.n_in + col);
+          const uint4 xv = *reinterpret_cast<const uint4*>(x.q + b * x.n_in + xperm(col, x.n_in));
           int sm = 0;
           sm = __dp4a(q6[0], int(xv.x), sm);
           sm = __dp4a(q6[1], int(xv.y), sm);
