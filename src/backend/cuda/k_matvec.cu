@@ -62,7 +62,7 @@ void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float
 }
 
 size_t q8_bytes(int tokens, int n) {
-  return size_t(tokens) * (size_t(n) + size_t(n / 32) * 4 + size_t(n / 16) * 4);
+  return size_t(tokens) * (size_t(xq_row(n)) + size_t(n / 32) * 4 + size_t(n / 16) * 4);  // planar int8 rows
 }
 
 void matvec(const MatvecArgs& a, cudaStream_t s) {

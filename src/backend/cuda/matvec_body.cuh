@@ -324,7 +324,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
   }
   float* xs = reinterpret_cast<float*>(xsm);
   int8_t* xq = reinterpret_cast<int8_t*>(xsm);
-  float* xqd = reinterpret_cast<float*>(xq + NB * a.n_in);  // [NB][n_in/32]
+  float* xqd = reinterpret_cast<float*>(xq + NB * xq_row(a.n_in));  // [NB][n_in/32]
   float* xqs = xqd + NB * (a.n_in >> 5);                    // [NB][n_in/16]
   if (XM == 0) {
     const int q = a.n_in >> 2;
@@ -346,12 +346,12 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     // Quantised by the producer (q8o of the previous launch): copy this token group's rows.
     const int nblk = a.n_in >> 5;
     const uint8_t* gq = a.q8i;
-    const float* gd = reinterpret_cast<const float*>(gq + size_t(a.q8_tok) * a.n_in);
+    const float* gd = reinterpret_cast<const float*>(gq + size_t(a.q8_tok) * xq_row(a.n_in));
     const float* gs = gd + size_t(a.q8_tok) * nblk;
-    const int nq = nb * a.n_in / 16, nd = nb * nblk / 4, ns = nb * 2 * nblk / 4;
+    const int nq = nb * xq_row(a.n_in) / 16, nd = nb * nblk / 4, ns = nb * 2 * nblk / 4;
     for (int i = tid; i < nq + nd + ns; i += int(blockDim.x)) {
       if (i < nq)
-        cp16(xq + 16 * i, gq + size_t(b0) * a.n_in + 16 * size_t(i));
+        cp16(xq + 16 * i, gq + size_t(b0) * xq_row(a.n_in) + 16 * size_t(i));
       else if (i < nq + nd)
         cp16(xqd + 4 * (i - nq), gd + size_t(b0) * nblk + 4 * size_t(i - nq));
       else
@@ -477,7 +477,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       }
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       if (act) {
-        *reinterpret_cast<uint2*>(xq + b * a.n_in + xperm(j * 32 + part * 8, a.n_in)) = make_uint2(w0, w1);
+        *reinterpret_cast<uint2*>(xq + b * xq_row(a.n_in) + xperm(j * 32 + part * 8, a.n_in)) = make_uint2(w0, w1);
         if (part == 0) {
           xqd[b * nblk + j] = d;
           xqs[b * 2 * nblk + 2 * j] = float(sum);
@@ -563,7 +563,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     __syncthreads();
     const int nblk_out = a.total_rows >> 5;
     uint8_t* gq = a.q8o;
-    float* gd = reinterpret_cast<float*>(gq + size_t(a.q8_tok) * a.total_rows);
+    float* gd = reinterpret_cast<float*>(gq + size_t(a.q8_tok) * xq_row(a.total_rows));
     float* gs = gd + size_t(a.q8_tok) * nblk_out;
     for (int p = warp; p < (RB >> 5) * nb; p += R) {
       const int gi = p / nb, b = p - gi * nb;
@@ -580,7 +580,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
 #pragma unroll
       for (int o = 1; o < 16; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       const int t = b0 + b, j = row0 >> 5;
-      gq[size_t(t) * a.total_rows + xperm(row0 + lane, a.total_rows)] = uint8_t(qv & 0xFF);  // staged layout
+      gq[size_t(t) * xq_row(a.total_rows) + xperm(row0 + lane, a.total_rows)] = uint8_t(qv & 0xFF);  // staged layout
       if (lane == 0) {
         gd[size_t(t) * nblk_out + j] = d;
         gs[size_t(t) * 2 * nblk_out + 2 * j] = float(sum);
@@ -737,7 +737,7 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   xm = 0;
   if (q8) {
     xm = 2;
-    stage = size_t(NB) * a.n_in + size_t(NB) * (a.n_in / 32) * 4 + size_t(NB) * (a.n_in / 16) * 4;
+    stage = size_t(NB) * xq_row(a.n_in) + size_t(NB) * (a.n_in / 32) * 4 + size_t(NB) * (a.n_in / 16) * 4;
   } else {
     stage = size_t(NB) * k.xs_stride * sizeof(float);
     xm = stage <= size_t(kMaxStage) ? 0 : 1;

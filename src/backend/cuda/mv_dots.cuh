@@ -176,15 +176,18 @@ __device__ __forceinline__ void dot_q6k(const uint8_t* wrow, int n_in, const XSr
 
 // ---- int8 activations (decode of Q4_K / Q6_K): x quantized per 32 elements, dp4a dot products ----------
 // Staged per token: xq int8 [n_in], dx float [n_in/32] (scale), s16 float [n_in/16] (sum of xq per 16).
-// Place of column col in a staged int8 row of n columns (n % 64 == 0): the row is stored as 4 planes of n / 4
-// bytes, plane k holding bytes [16k, 16k + 16) of every 64-byte piece, so the 32 lanes of a warp reading one
-// 16-byte part of consecutive pieces read 512 contiguous bytes (no shared-memory bank conflicts).
+// Place of column col in a staged int8 row of n columns (n % 64 == 0): the row is stored as 4 planes,
+// plane k holding bytes [16k, 16k + 16) of every 64-byte piece, so the 32 lanes of a warp reading one 16-byte
+// part of consecutive pieces read 512 contiguous bytes (no shared-memory bank conflicts). Each plane is padded by
+// 16 bytes (xq_plane), so lanes reading the same piece in neighbouring planes (the Q6_K dots) hit other banks.
+__host__ __device__ __forceinline__ int xq_plane(int n) { return (n >> 2) + 16; }  // bytes per plane
+__host__ __device__ __forceinline__ int xq_row(int n) { return 4 * xq_plane(n); }  // bytes per staged row
 __host__ __device__ __forceinline__ int xperm(int col, int n) {
-  return ((col >> 4) & 3) * (n >> 2) + ((col >> 6) << 4) + (col & 15);
+  return ((col >> 4) & 3) * xq_plane(n) + ((col >> 6) << 4) + (col & 15);
 }
 
 struct XQ {
-  const int8_t* q;  // [NB][n_in]
+  const int8_t* q;  // [NB][xq_row(n_in)] (planar, xperm)
   const float* d;   // [NB][n_in/32]
   const float* s;   // [NB][n_in/16]
   int n_in;
@@ -212,8 +215,8 @@ __device__ __forceinline__ void dot_q4k_q8(const uint8_t* wrow, int n_in, const 
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
       if (b < nb) {
-        const int8_t* xr = x.q + b * x.n_in + (col0 >> 2);  // piece p = col0 / 64 in each plane (xperm)
-        const int plane = x.n_in >> 2;
+        const int8_t* xr = x.q + b * xq_row(x.n_in) + (col0 >> 2);  // piece p = col0 / 64 in each plane (xperm)
+        const int plane = xq_plane(x.n_in);
         const uint4 xa = *reinterpret_cast<const uint4*>(xr), xb1 = *reinterpret_cast<const uint4*>(xr + plane),
                     xc = *reinterpret_cast<const uint4*>(xr + 2 * plane),
                     xd = *reinterpret_cast<const uint4*>(xr + 3 * plane);  // columns col0 + [0, 16, 32, 48)
@@ -271,7 +274,7 @@ __device__ __forceinline__ void dot_q6k_q8(const uint8_t* wrow, int n_in, const 
 #pragma unroll
       for (int b = 0; b < NB; ++b) {
         if (b < nb) {
-          const uint4 xv = *reinterpret_cast<const uint4*>(x.q + b * x.n_in + xperm(col, x.n_in));
+          const uint4 xv = *reinterpret_cast<const uint4*>(x.q + b * xq_row(x.n_in) + xperm(col, x.n_in));
           int sm = 0;
           sm = __dp4a(q6[0], int(xv.x), sm);
           sm = __dp4a(q6[1], int(xv.y), sm);
