@@ -13,6 +13,12 @@
 #      and once more with the default path;
 #   4b. checks bitwise batch invariance of the small-batch paths (tests/py/test_cuda_batch_invariance.py);
 #   6. (GPU_CHECK_SERVER=1, default) the server load bench (tests/py/server_bench.py) at 32 and 128 clients.
+# Settings (environment): GPU_CHECK_ONLY=bench (skip 2-4), GPU_CHECK_NCU=0 (no Nsight Compute profiles),
+#   GPU_CHECK_AB="A=1 B=2,C=3" (tg128 again with each setting; "," joins variables), GPU_CHECK_BINS="name ..."
+#   (other builds carried in .carry/bin: logits compared bitwise, pp512/tg128 timed), GPU_CHECK_BITWISE="A=1 ..."
+#   (settings that must not change any logit), GPU_CHECK_KTRACE=1 (in-graph kernel timeline, MINNOW_CUDA_TRACE),
+#   GPU_CHECK_TRACE=1 (the persistent kernel's trace), GPU_CHECK_SERVER=0 (skip 6),
+#   GPU_CHECK_SERVER_SPECS="clients alone-checks env;..." (default "32 32 -;128 4 -;128 4 MINNOW_CUDA_F16W=auto").
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
