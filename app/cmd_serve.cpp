@@ -27,6 +27,14 @@ std::string env_or(const char* name, const std::string& def) {
   return v && *v ? std::string(v) : def;
 }
 
+// An auto|on|off flag as the scheduler takes it: -1 auto, 1 on, 0 off ("1" and "0" also accepted).
+int auto_on_off(const std::string& flag, const std::string& v) {
+  if (v == "auto") return -1;
+  if (v == "on" || v == "1") return 1;
+  if (v == "off" || v == "0") return 0;
+  throw Error(flag + " must be auto, on or off (got '" + v + "')");
+}
+
 int env_int(const char* name, int def) {
   const char* v = std::getenv(name);
   if (!v || !*v) return def;
@@ -96,14 +104,8 @@ int cmd_serve(int argc, char** argv) {
   if (so.chunk < 1 || so.chunk > 4096) throw Error("--chunk must be between 1 and 4096");
   if (so.max_prompt_per_step < 0) throw Error("--step-prompt must be >= 0");
   if (!(so.shutdown_grace_s >= 0)) throw Error("--shutdown-timeout must be >= 0");
-  if (split == "auto") so.split_passes = -1;
-  else if (split == "on" || split == "1") so.split_passes = 1;
-  else if (split == "off" || split == "0") so.split_passes = 0;
-  else throw Error("--split-passes must be auto, on or off (got '" + split + "')");
-  if (greedy == "auto") so.greedy_shortcut = -1;
-  else if (greedy == "on" || greedy == "1") so.greedy_shortcut = 1;
-  else if (greedy == "off" || greedy == "0") so.greedy_shortcut = 0;
-  else throw Error("--greedy-shortcut must be auto, on or off (got '" + greedy + "')");
+  so.split_passes = auto_on_off("--split-passes", split);
+  so.greedy_shortcut = auto_on_off("--greedy-shortcut", greedy);
   resolve_device(mf.device);  // unknown device names fail before we listen
   so.model_id = alias.empty() ? basename_no_ext(mf.model) : alias;
   std::string template_src;

@@ -138,9 +138,9 @@ void rope_kv(const RopeKvArgs& a, cudaStream_t s);
 
 // ---- Attention over the cache (split-K / flash-decoding) -----------------------------------------------
 // out[t][h*D + d] = softmax_p(q_t,h . K[seq_t][p][h / gqa] * scale, p <= pos_t) . V[...]
-// Positions are cut into chunks of attn_chunk(n_ctx); each (token, kv head, chunk) is one block that handles
-// all the query heads of its group; the last block of a (token, kv head) to finish merges the chunks in a
-// fixed order (one launch). Grid sizes depend only on n and
+// Positions are cut into chunks of attn_chunk(head_dim) positions; each (token, kv head, chunk) is one block
+// that handles the query heads of its group; the last block of a (token, kv head) to finish merges the chunks
+// in a fixed order (one launch). Grid sizes depend only on n and
 // n_ctx (never on positions), so the launch can be captured in a graph.
 int attn_chunk(int head_dim);
 size_t attn_scratch_floats(int n, int n_head, int head_dim, int n_ctx);

@@ -10,13 +10,13 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <array>
-#include <vector>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/launch_pdl.cuh"
@@ -85,8 +85,9 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
     return (w == 4 || w == 8 || w == 16) ? w : 0;
   }();
   int R = forced ? forced : (k.total_rows <= 12800 ? 16 : 8);
-  // MINNOW_CUDA_SHAPE=ROWS:RxRW[,ROWS:RxRW...] (e.g. 5632:16x3,2560:10x2; '+' also separates): the block shape (R warps, RW rows per
-  // warp) of the launches with ROWS output rows, for A/B timing; the arithmetic of a row never depends on it.
+  // MINNOW_CUDA_SHAPE=ROWS:RxRW[,ROWS:RxRW...] (e.g. 5632:16x3,2560:10x2; '+' also separates): the block shape
+  // (R warps, RW rows per warp) of the launches with ROWS output rows, for A/B timing; the arithmetic of a row never
+  // depends on it.
   static const std::vector<std::array<int, 3>> shapes = [] {
     std::vector<std::array<int, 3>> v;
     const char* e = std::getenv("MINNOW_CUDA_SHAPE");
