@@ -88,6 +88,24 @@ bool eventually(F f, int ms = 10000) {
   return f();
 }
 
+// Submits `jobs` so that every one of them is queued before the scheduler admits any: a one-token blocker job
+// runs first and is held inside its forward pass while the others are submitted; it finishes in that step and
+// frees its slot, so the next step admits the queued jobs in order. The passes that follow then do not depend on
+// how fast the scheduler thread woke (a plain hold lets the first step take whichever jobs had arrived).
+template <class J>
+void submit_all_before_the_first_step(Scheduler& sched, FakeBackend& be,
+                                      const std::vector<std::shared_ptr<J>>& jobs) {
+  auto blocker = std::make_shared<TestJob>(std::vector<int32_t>{'x'}, 1);
+  be.hold = true;
+  const int before = be.entered.load();
+  ASSERT_EQ(sched.submit(blocker), Scheduler::Submit::Ok);
+  ASSERT_TRUE(eventually([&] { return be.entered.load() > before; }));
+  for (auto& j : jobs) ASSERT_EQ(sched.submit(j), Scheduler::Submit::Ok);
+  be.hold = false;
+  ASSERT_TRUE(blocker->wait_done());
+  ASSERT_EQ(blocker->reason, FinishReason::Length);
+}
+
 }  // namespace
 
 TEST(Scheduler, BatchedEqualsAloneAndChunksAtFixedBoundaries) {
@@ -107,9 +125,7 @@ TEST(Scheduler, BatchedEqualsAloneAndChunksAtFixedBoundaries) {
     want.push_back(reference_greedy(p, max_tokens, kChunk, kCtx));
     jobs.push_back(std::make_shared<TestJob>(p, max_tokens));
   }
-  be.hold = true;  // everything is queued before the first step completes, so sequences share steps
-  for (auto& j : jobs) ASSERT_EQ(sched.submit(j), Scheduler::Submit::Ok);
-  be.hold = false;
+  submit_all_before_the_first_step(sched, be, jobs);  // so sequences share steps
   for (size_t i = 0; i < jobs.size(); ++i) {
     ASSERT_TRUE(jobs[i]->wait_done());
     EXPECT_EQ(jobs[i]->finish_calls, 1);
@@ -120,7 +136,9 @@ TEST(Scheduler, BatchedEqualsAloneAndChunksAtFixedBoundaries) {
   EXPECT_GE(be.max_distinct_seqs(), 4);  // decode steps really were shared
   EXPECT_TRUE(eventually([&] { return sched.idle(); }));
   EXPECT_EQ(m.slots_busy.load(), 0);
-  EXPECT_EQ(m.prompt_tokens.load(), static_cast<uint64_t>(1 + 15 + 16 + 17 + 33 + 70 + 5 + 129 + 3 + 47 + 100 + 16));
+  // The blocker's one prompt token, then the jobs'.
+  EXPECT_EQ(m.prompt_tokens.load(),
+            static_cast<uint64_t>(1 + (1 + 15 + 16 + 17 + 33 + 70 + 5 + 129 + 3 + 47 + 100 + 16)));
 }
 
 TEST(Scheduler, ManyRandomRoundsStayConsistent) {
@@ -191,14 +209,13 @@ std::vector<std::vector<int32_t>> run_with_limit(int split, std::vector<std::vec
   Scheduler sched(be, so, &m);
   std::vector<std::shared_ptr<TestJob>> jobs;
   want.clear();
-  be.hold = true;
   for (int i = 0; i < 10; ++i) {
     auto p = random_prompt(rng, 1 + static_cast<int>(rng() % 30));
     want.push_back(reference_greedy(p, 10, kChunk, kCtx, -1, kLimit));
     jobs.push_back(std::make_shared<TestJob>(p, 10));
-    EXPECT_EQ(sched.submit(jobs.back()), Scheduler::Submit::Ok);
   }
-  be.hold = false;
+  // Deterministic passes: the auto/off comparisons below must not depend on thread timing.
+  submit_all_before_the_first_step(sched, be, jobs);
   std::vector<std::vector<int32_t>> got;
   for (auto& j : jobs) {
     EXPECT_TRUE(j->wait_done());

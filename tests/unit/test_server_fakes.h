@@ -49,6 +49,7 @@ class FakeBackend : public Backend {
     ++clears_;
   }
   void forward(const Batch& b, std::vector<float>& logits) override {
+    entered.fetch_add(1);
     if (delay_ms.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
     while (hold.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
     if (fail_next.exchange(false)) throw std::runtime_error("injected failure");
@@ -110,6 +111,7 @@ class FakeBackend : public Backend {
   std::atomic<bool> fail_next{false};
   std::atomic<int> eos_at_pos{-1};
   std::atomic<bool> hold{false};  // forward() waits while set (lets a test queue work before anything runs)
+  std::atomic<int> entered{0};    // forward() calls begun (a test can wait until the scheduler is inside one)
   std::atomic<int> invariant_limit{0};
 
  private:
