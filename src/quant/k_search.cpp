@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/quant_impl.h"
+
 namespace minnow::qimpl {
 
 namespace {
@@ -14,7 +16,6 @@ constexpr int kLanes = 8;
 constexpr float kTiny = 1e-15f;  // below this a block is treated as all zeros
 constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
 
-int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 // Round to nearest even for |v| < 2^22 (callers clamp first), branch-free.
 inline float round_even(float v) { return (v + kRoundMagic) - kRoundMagic; }
@@ -31,16 +32,6 @@ uint8_t to_level(float l, int offset, int hi) {
   return static_cast<uint8_t>(clampi(static_cast<int>(l) + offset, 0, hi));
 }
 
-float signed_absmax(int n, const float* x) {
-  float amax = 0, vmax = 0;
-  for (int i = 0; i < n; ++i) {
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      vmax = x[i];
-    }
-  }
-  return vmax;
-}
 }  // namespace
 
 int nearest_int(float v) {
@@ -49,7 +40,7 @@ int nearest_int(float v) {
 }
 
 float search_symmetric(int n, int nmax, const float* x, uint8_t* L) {
-  const float vmax = signed_absmax(n, x);
+  const float vmax = signed_absmax(x, n);
   if (std::fabs(vmax) < kTiny) {
     std::fill(L, L + n, static_cast<uint8_t>(nmax));
     return 0.0f;
@@ -93,7 +84,7 @@ float search_symmetric(int n, int nmax, const float* x, uint8_t* L) {
 }
 
 float search_symmetric_greedy(int n, int nmax, const float* x, uint8_t* L) {
-  const float vmax = signed_absmax(n, x);
+  const float vmax = signed_absmax(x, n);
   if (std::fabs(vmax) < kTiny) {
     std::fill(L, L + n, static_cast<uint8_t>(nmax));
     return 0.0f;

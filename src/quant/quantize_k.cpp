@@ -13,11 +13,6 @@
 namespace minnow::qimpl {
 
 namespace {
-template <class B>
-void store(uint8_t* dst, int64_t i, const B& b) {
-  std::memcpy(dst + i * static_cast<int64_t>(sizeof(B)), &b, sizeof(B));
-}
-int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 // Sub-block scales/mins of Q4_K / Q5_K: 8 sub-blocks of 32 with weights rms(x) + |x|, then 6-bit codes
 // packed into 12 bytes, and levels re-rounded. L[256] in [0, nmax].
@@ -63,6 +58,15 @@ void k4_block(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out, 
       L[32 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[32 * j + l] + dm) / ds), 0, nmax));
   }
 }
+// Q2_K / Q3_K low bits: 2-bit levels L[256] in [0, 3]; element 128h + 32k + l goes to bits 2k of qs[32h + l].
+void pack_2bit(const uint8_t* L, uint8_t qs[64]) {
+  for (int h = 0; h < 2; ++h)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* Lh = L + 128 * h;
+      qs[32 * h + l] = static_cast<uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
+    }
+}
+
 }  // namespace
 
 void quant_q2_k(const float* x, uint8_t* dst, int64_t nb) {
@@ -96,11 +100,7 @@ void quant_q2_k(const float* x, uint8_t* dst, int64_t nb) {
       for (int l = 0; l < 16; ++l)
         L[16 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[16 * j + l] + dm) / ds), 0, 3));
     }
-    for (int h = 0; h < 2; ++h)
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t* Lh = L + 128 * h;
-        b.qs[32 * h + l] = static_cast<uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
-      }
+    pack_2bit(L, b.qs);
     store(dst, i, b);
   }
 }
@@ -110,14 +110,8 @@ void quant_q3_k(const float* x, uint8_t* dst, int64_t nb) {
     BlockQ3_K b{};
     uint8_t L[kQKK];
     float scales[16];
-    float amax = 0, vmax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = search_symmetric_greedy(16, 4, x + 16 * j, L + 16 * j);
-      if (std::fabs(scales[j]) > amax) {
-        amax = std::fabs(scales[j]);
-        vmax = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = search_symmetric_greedy(16, 4, x + 16 * j, L + 16 * j);
+    const float vmax = signed_absmax(scales, 16);
     if (vmax != 0.0f) {
       const float iscale = -32.0f / vmax;
       for (int j = 0; j < 16; ++j) {
@@ -144,11 +138,7 @@ void quant_q3_k(const float* x, uint8_t* dst, int64_t nb) {
         L[e] = static_cast<uint8_t>(L[e] - 4);
       }
     }
-    for (int h = 0; h < 2; ++h)
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t* Lh = L + 128 * h;
-        b.qs[32 * h + l] = static_cast<uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
-      }
+    pack_2bit(L, b.qs);
     store(dst, i, b);
   }
 }
@@ -185,14 +175,8 @@ void quant_q6_k(const float* x, uint8_t* dst, int64_t nb) {
     BlockQ6_K b{};
     uint8_t L[kQKK];
     float scales[16];
-    float amax = 0, vmax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
-      if (std::fabs(scales[j]) > amax) {
-        amax = std::fabs(scales[j]);
-        vmax = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
+    const float vmax = signed_absmax(scales, 16);
     if (vmax != 0.0f) {
       const float iscale = -128.0f / vmax;
       b.d = fp32_to_fp16(1.0f / iscale);

@@ -12,21 +12,6 @@
 namespace minnow::qimpl {
 
 namespace {
-template <class B>
-void store(uint8_t* dst, int64_t i, const B& b) {
-  std::memcpy(dst + i * static_cast<int64_t>(sizeof(B)), &b, sizeof(B));
-}
-// The element of largest magnitude, with its sign.
-float signed_absmax(const float* x, int n) {
-  float amax = 0, vmax = 0;
-  for (int j = 0; j < n; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      vmax = x[j];
-    }
-  }
-  return vmax;
-}
 // Truncation toward zero (as a C cast) into [0, hi]; nan gives 0. Inputs here are >= 0 up to rounding.
 int trunc_to(float v, int hi) {
   if (!(v > 0.0f)) return 0;
