@@ -141,6 +141,15 @@ class Parser {
     return n;
   }
 
+  // The "%}" of an opening tag, the body, then its "{% end %}" (the only tag that closes it).
+  Body block_body(const char* end) {
+    expect_block_end();
+    Body body = parse_body({end});
+    take_tag();
+    expect_block_end();
+    return body;
+  }
+
   StmtPtr parse_statement() {
     Nest nest(*this);
     next();  // BlockBegin
@@ -167,18 +176,12 @@ class Parser {
         s->params.push_back(std::move(mp));
         if (!skip_op(",")) break;
       }
-      expect_block_end();
-      s->body = parse_body({"endwith"});
-      take_tag();
-      expect_block_end();
+      s->body = block_body("endwith");
       return s;
     }
     if (kw == "generation") {
-      expect_block_end();
       auto s = mks(SK::Generation, line);
-      s->body = parse_body({"endgeneration"});
-      take_tag();
-      expect_block_end();
+      s->body = block_body("endgeneration");
       return s;
     }
     fail("unsupported statement '" + kw + "'", line);
@@ -236,10 +239,7 @@ class Parser {
     auto s = mks(SK::SetBlock, line);
     s->target = std::move(target);
     if (is_op("|")) s->expr = parse_filter_chain(nullptr);
-    expect_block_end();
-    s->body = parse_body({"endset"});
-    take_tag();
-    expect_block_end();
+    s->body = block_body("endset");
     return s;
   }
 
@@ -272,20 +272,14 @@ class Parser {
     if (is_op("(")) parse_params(s->params);
     s->expr = parse_expression(true);
     if (s->expr->kind != EK::Call) fail("expected a macro call in call block", line);
-    expect_block_end();
-    s->body = parse_body({"endcall"});
-    take_tag();
-    expect_block_end();
+    s->body = block_body("endcall");
     return s;
   }
 
   StmtPtr parse_filter_block(int line) {
     auto s = mks(SK::FilterBlock, line);
     s->expr = parse_filter_chain(nullptr, /*leading_pipe=*/false);
-    expect_block_end();
-    s->body = parse_body({"endfilter"});
-    take_tag();
-    expect_block_end();
+    s->body = block_body("endfilter");
     return s;
   }
 
