@@ -40,6 +40,24 @@ void dequant_q3_k(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
+namespace {
+// Scales and mins of sub-blocks 2c and 2c + 1 of a Q4_K / Q5_K super-block (element = d_k * q - m_k).
+struct K4Pair {
+  float d1, m1, d2, m2;
+};
+K4Pair k4_pair(const uint8_t scales[12], float d, float dmin, int c) {
+  uint8_t sc, m;
+  K4Pair p;
+  k4_scale_min(2 * c, scales, &sc, &m);
+  p.d1 = d * sc;
+  p.m1 = dmin * m;
+  k4_scale_min(2 * c + 1, scales, &sc, &m);
+  p.d2 = d * sc;
+  p.m2 = dmin * m;
+  return p;
+}
+}  // namespace
+
 // Each 64-element chunk c: elements 64c+l use the low nibble of qs[32c+l] (sub-block 2c), elements 64c+32+l
 // the high nibble (sub-block 2c+1).
 void dequant_q4_k(const uint8_t* src, float* y, int64_t nb) {
@@ -47,14 +65,10 @@ void dequant_q4_k(const uint8_t* src, float* y, int64_t nb) {
     auto b = load<BlockQ4_K>(src, i);
     const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
     for (int c = 0; c < 4; ++c) {
-      uint8_t sc, m;
-      k4_scale_min(2 * c, b.scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      k4_scale_min(2 * c + 1, b.scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
+      const K4Pair p = k4_pair(b.scales, d, dmin, c);
       for (int l = 0; l < 32; ++l) {
-        y[64 * c + l] = d1 * static_cast<float>(b.qs[32 * c + l] & 0xF) - m1;
-        y[64 * c + 32 + l] = d2 * static_cast<float>(b.qs[32 * c + l] >> 4) - m2;
+        y[64 * c + l] = p.d1 * static_cast<float>(b.qs[32 * c + l] & 0xF) - p.m1;
+        y[64 * c + 32 + l] = p.d2 * static_cast<float>(b.qs[32 * c + l] >> 4) - p.m2;
       }
     }
   }
@@ -66,16 +80,12 @@ void dequant_q5_k(const uint8_t* src, float* y, int64_t nb) {
     auto b = load<BlockQ5_K>(src, i);
     const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
     for (int c = 0; c < 4; ++c) {
-      uint8_t sc, m;
-      k4_scale_min(2 * c, b.scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      k4_scale_min(2 * c + 1, b.scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
+      const K4Pair p = k4_pair(b.scales, d, dmin, c);
       for (int l = 0; l < 32; ++l) {
         const int q1 = (b.qs[32 * c + l] & 0xF) | (((b.qh[l] >> (2 * c)) & 1) << 4);
         const int q2 = (b.qs[32 * c + l] >> 4) | (((b.qh[l] >> (2 * c + 1)) & 1) << 4);
-        y[64 * c + l] = d1 * static_cast<float>(q1) - m1;
-        y[64 * c + 32 + l] = d2 * static_cast<float>(q2) - m2;
+        y[64 * c + l] = p.d1 * static_cast<float>(q1) - p.m1;
+        y[64 * c + 32 + l] = p.d2 * static_cast<float>(q2) - p.m2;
       }
     }
   }
