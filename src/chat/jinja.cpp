@@ -1,5 +1,6 @@
 #include "chat/jinja.h"
 
+#include "chat/jinja_arena.h"
 #include "chat/jinja_interp.h"
 #include "chat/jinja_parser.h"
 #include "common/error.h"
@@ -10,12 +11,17 @@ Template::Template(std::string_view source)
     : body_(std::make_shared<const Body>(parse_template(source))) {}
 
 std::string Template::render(const Value& context) const {
+  // Declared first, so it ends last: after the scopes and the interpreter, only cycles still hold what the
+  // render made (jinja_arena.h). The template sees a copy of the context, so the caller's values never change
+  // and none of the render's containers stays reachable from them.
+  RenderArena arena;
+  const Value ctx = deep_copy(context);
   auto globals = std::make_shared<Scope>();
   install_globals(*globals);
   auto top = std::make_shared<Scope>();
   top->parent = globals;
-  if (context.is_dict())
-    for (auto& kv : context.dict->items) top->vars[kv.first.str()] = kv.second;
+  if (ctx.is_dict())
+    for (auto& kv : ctx.dict->items) top->vars[kv.first.str()] = kv.second;
   Interp interp;
   std::string out;
   if (interp.exec_body(*body_, top, out) != Interp::Flow::Normal)

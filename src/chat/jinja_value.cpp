@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "chat/jinja_arena.h"
 #include "chat/jinja_utf8.h"
 #include "common/error.h"
 
@@ -66,12 +67,14 @@ Value Value::new_list(std::vector<Value> items, bool tuple) {
   v.list = std::make_shared<ListData>();
   v.list->items = std::move(items);
   v.list->tuple = tuple;
+  RenderArena::record(v.list);
   return v;
 }
 Value Value::new_dict() {
   Value v;
   v.kind = Kind::Dict;
   v.dict = std::make_shared<DictData>();
+  RenderArena::record(v.dict);
   return v;
 }
 Value Value::new_namespace() {

@@ -102,6 +102,53 @@ TEST(Jinja, UnboundedRecursionAndCyclesAreErrors) {
   EXPECT_FALSE(render_or_error("{{ 9223372036854775807 + 1 }}"));
 }
 
+// Lists and dicts tied into cycles during a render are freed when it ends (shared references alone never would),
+// also when the render fails; the caller's context is never changed by the template.
+TEST(Jinja, CyclesMadeDuringARenderAreFreedAndTheContextIsUntouched) {
+  std::vector<std::weak_ptr<minnow::jinja::ListData>> lists;
+  std::vector<std::weak_ptr<minnow::jinja::DictData>> dicts;
+  Value ctx = context();
+  ctx.dict->set(Value::string("watch"), Value::function("watch", [&](minnow::jinja::CallArgs& a) {
+                  for (const Value& v : a.pos) {
+                    if (v.is_list()) lists.push_back(v.list);
+                    if (v.is_dict()) dicts.push_back(v.dict);
+                  }
+                  return Value::string("");
+                }));
+  const Value messages = ctx.dict->find("messages") ? *ctx.dict->find("messages") : Value::none();
+  ASSERT_TRUE(messages.is_list());
+  const size_t n_messages = messages.list->items.size();
+  const char* sources[] = {
+      "{% set l = [1] %}{% set _ = l.append(l) %}{{ watch(l) }}",
+      "{% set d = {} %}{% set _ = d.update({'a': d}) %}{{ watch(d) }}",
+      "{% set ns = namespace(x=[]) %}{% set _ = ns.x.append(ns) %}{{ watch(ns, ns.x) }}",
+      "{% set _ = messages.append(messages) %}{{ watch(messages) }}",
+      "{% set l = [] %}{% set _ = l.append(l) %}{{ watch(l) }}{{ raise_exception('stop') }}",
+  };
+  for (const char* src : sources) {
+    lists.clear();
+    dicts.clear();
+    try {
+      Template(src).render(ctx);
+    } catch (const Error&) {
+    }
+    ASSERT_FALSE(lists.empty() && dicts.empty()) << src;
+    for (auto& w : lists) EXPECT_TRUE(w.expired()) << "a list outlived the render of " << src;
+    for (auto& w : dicts) EXPECT_TRUE(w.expired()) << "a dict outlived the render of " << src;
+    EXPECT_EQ(messages.list->items.size(), n_messages) << src;
+  }
+  // The mechanism itself: without an arena a cycle outlives its last handle (here broken by hand).
+  std::weak_ptr<minnow::jinja::ListData> w;
+  {
+    Value l = Value::new_list();
+    l.list->items.push_back(l);
+    w = l.list;
+  }
+  ASSERT_FALSE(w.expired());
+  w.lock()->items.clear();
+  EXPECT_TRUE(w.expired());
+}
+
 TEST(Jinja, ManyTags) {
   std::string many_tags;
   for (int k = 0; k < 20000; ++k) many_tags += "{{ k }}{# c #}text\n";
