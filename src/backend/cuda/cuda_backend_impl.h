@@ -170,6 +170,10 @@ class CudaBackend final : public Backend {
   // Logits of the wanted rows (after every layer): output RMSNorm + output mat-vec.
   void enqueue_output(int nt, int n_out);
 
+  // The final hidden rows whose logits are wanted, [n_out][n_embd] f32: d_x_ itself when all nt rows are
+  // wanted (listed in increasing order, so in place) unless always_gather, else gathered into d_sel_.
+  const float* output_rows(int nt, int n_out, bool always_gather = false);
+
   // Logits of n_out rows of xs ([n_out][n_embd], n_out <= kSmallBatch): output RMSNorm + output mat-vec.
   void output_matvec(const float* xs, int n_out);
 

@@ -351,10 +351,7 @@ void CudaBackend::run_large_v2(int nt, int n_out) {
     group_gemm(G.down, d_h16_, nt, d_x_, E, true, kDown);
   }
   if (n_out > 0) {
-    // Rows wanted are listed in increasing order: n_out == nt means every row, in place.
-    const bool all_rows = n_out == nt;
-    if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
-    const float* xs = all_rows ? d_x_ : d_sel_;
+    const float* xs = output_rows(nt, n_out);
     if (n_out <= kSmallBatch) {
       output_matvec(xs, n_out);
       mark(kOutOther);
@@ -417,10 +414,7 @@ void CudaBackend::run_large_v1(int nt, int n_out) {
     gemm(L.down, d_h16_, nt, d_x_, E, true);
   }
   if (n_out > 0) {
-    // Rows wanted are listed in increasing order: n_out == nt means every row, in place.
-    const bool all_rows = n_out == nt;
-    if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
-    const float* xs = all_rows ? d_x_ : d_sel_;
+    const float* xs = output_rows(nt, n_out);
     if (n_out <= kSmallBatch) {
       output_matvec(xs, n_out);
     } else if (q8_ok(n_out, {&out_})) {

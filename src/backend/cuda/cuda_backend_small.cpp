@@ -112,12 +112,15 @@ std::vector<cuda::DecodeStage> CudaBackend::layer_stages(int nt) const {
 
 void CudaBackend::enqueue_output(int nt, int n_out) {
   if (n_out <= 0) return;
-  const int E = int(p_.n_embd);
-  // Rows wanted are listed in increasing order, so n_out == nt means all of them in place: the output
-  // mat-vec then reads d_x_ directly (one kernel less, and its weight copy overlaps the last down kernel).
-  const bool all_rows = n_out == nt && !v11_;
-  if (!all_rows) cuda::gather_rows(d_x_, E, d_outidx(), n_out, d_sel_, stream_);
-  output_matvec(all_rows ? d_x_ : d_sel_, n_out);
+  // With all rows wanted the output mat-vec reads d_x_ directly (one kernel less, and its weight copy overlaps
+  // the last down kernel); the v11 path always gathers.
+  output_matvec(output_rows(nt, n_out, v11_), n_out);
+}
+
+const float* CudaBackend::output_rows(int nt, int n_out, bool always_gather) {
+  if (n_out == nt && !always_gather) return d_x_;
+  cuda::gather_rows(d_x_, int(p_.n_embd), d_outidx(), n_out, d_sel_, stream_);
+  return d_sel_;
 }
 
 void CudaBackend::output_matvec(const float* xs, int n_out) {
