@@ -16,7 +16,6 @@ constexpr int kLanes = 8;
 constexpr float kTiny = 1e-15f;  // below this a block is treated as all zeros
 constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
 
-
 // Round to nearest even for |v| < 2^22 (callers clamp first), branch-free.
 inline float round_even(float v) { return (v + kRoundMagic) - kRoundMagic; }
 

@@ -13,7 +13,6 @@
 namespace minnow::qimpl {
 
 namespace {
-
 // Sub-block scales/mins of Q4_K / Q5_K: 8 sub-blocks of 32 with weights rms(x) + |x|, then 6-bit codes
 // packed into 12 bytes, and levels re-rounded. L[256] in [0, nmax].
 void k4_block(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out, uint16_t* dmin_out,
@@ -58,6 +57,7 @@ void k4_block(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out, 
       L[32 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[32 * j + l] + dm) / ds), 0, nmax));
   }
 }
+
 // Q2_K / Q3_K low bits: 2-bit levels L[256] in [0, 3]; element 128h + 32k + l goes to bits 2k of qs[32h + l].
 void pack_2bit(const uint8_t* L, uint8_t qs[64]) {
   for (int h = 0; h < 2; ++h)
