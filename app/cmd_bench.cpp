@@ -22,7 +22,7 @@
 #include "common/membw.h"
 #include "common/thread_pool.h"
 #include "gguf/gguf_file.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "quant/simd/simd_level.h"
 
 namespace minnow {
@@ -190,7 +190,7 @@ int cmd_bench(int argc, char** argv) {
   mf.threads = n_threads;
   build_backend(lm, mf, max_tokens);
   Backend& be = *lm.backend;
-  const LlamaModel& model = *lm.model;
+  const Model& model = *lm.model;
 
   size_t model_size = 0;
   double n_params = 0;

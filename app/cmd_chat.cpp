@@ -23,7 +23,7 @@
 #include "common/args.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace minnow {
@@ -121,7 +121,7 @@ int cmd_chat(int argc, char** argv) {
 
 // `minnow run --chat -p TEXT`: one user turn through the model's template, injection-safe.
 const bool kRunChatHookInstalled = [] {
-  run_chat_prompt_hook() = [](const LlamaModel& model, const Tokenizer& tok, const std::string& user) {
+  run_chat_prompt_hook() = [](const Model& model, const Tokenizer& tok, const std::string& user) {
     ChatTemplate tmpl = ChatTemplate::from_model(model.gguf());
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     messages.push_back({{"role", "user"}, {"content", user}});

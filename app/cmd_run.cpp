@@ -9,7 +9,7 @@
 #include "app/common_model_flags.h"
 #include "common/args.h"
 #include "common/error.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 

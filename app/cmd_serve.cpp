@@ -14,9 +14,9 @@
 #include "backend/backend_factory.h"
 #include "common/args.h"
 #include "common/error.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "server/http_server.h"
-#include "server/llama_server_model.h"
+#include "server/gguf_server_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace minnow {
@@ -148,7 +148,7 @@ int cmd_serve(int argc, char** argv) {
     lm = load_model_and_tokenizer(mf);
     build_backend(lm, mf, 2048, so.n_slots);
     if (lm.n_ctx < 2) throw Error("context size too small");
-    auto sm = std::make_unique<server::LlamaServerModel>(*lm.tok, lm.model->gguf(), so.model_id, template_src);
+    auto sm = std::make_unique<server::GgufServerModel>(*lm.tok, lm.model->gguf(), so.model_id, template_src);
     std::fprintf(stderr, "minnow serve: ready: %s on %s, %d slots x %d positions, %.0f ms to load\n",
                  so.model_id.c_str(), lm.backend->name().c_str(), so.n_slots, lm.n_ctx, lm.load_ms);
     if (so.max_prompt_per_step == 0) so.max_prompt_per_step = lm.backend->name() == "cpu" ? 256 : 1024;

@@ -9,7 +9,7 @@
 #include "common/args.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace minnow {
@@ -31,7 +31,7 @@ LoadedModel load_model_and_tokenizer(const ModelFlags& f) {
   if (f.threads < 0) throw Error("-t must be >= 0");
   LoadedModel lm;
   const double t0 = now_ms();
-  lm.model = LlamaModel::load(f.model);
+  lm.model = Model::load(f.model);
   lm.tok = Tokenizer::from_gguf(lm.model->gguf());
   if (lm.tok->n_vocab() != lm.model->params().n_vocab)
     throw Error("tokenizer and model disagree on the vocabulary size");

@@ -10,7 +10,7 @@
 #include "backend/backend.h"
 #include "common/args.h"
 #include "sample/sampler.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace minnow {
@@ -30,7 +30,7 @@ struct ModelFlags {
 };
 
 struct LoadedModel {
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<Backend> backend;
   int n_ctx = 0;
@@ -52,7 +52,7 @@ std::vector<int32_t> parse_token_list(const std::string& s);
 
 // Hook for `minnow run --chat`: turns the user's text into prompt tokens through the model's chat template.
 // Installed by the chat module (a static registrar in its app file); empty when chat support is absent.
-using ChatPromptFn = std::function<std::vector<int32_t>(const LlamaModel&, const Tokenizer&, const std::string& user)>;
+using ChatPromptFn = std::function<std::vector<int32_t>(const Model&, const Tokenizer&, const std::string& user)>;
 ChatPromptFn& run_chat_prompt_hook();
 
 }  // namespace minnow

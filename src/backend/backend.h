@@ -8,7 +8,7 @@
 
 namespace minnow {
 
-class LlamaModel;  // src/model/llama_model.h: hyperparameters + weight tensors (views into the GGUF mapping)
+class Model;  // src/model/model.h: hyperparameters + weight tensors (views into the GGUF mapping)
 
 struct BackendOptions {
   int n_ctx = 4096;      // KV-cache positions per sequence slot
@@ -66,6 +66,6 @@ void top_ids(const float* row, int64_t n_vocab, int32_t* out);
 // forward_top's argument check: one flag per wanted row (throws Error otherwise).
 void check_top_flags(const Batch& batch, const std::vector<uint8_t>& top_only);
 
-std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt);
+std::unique_ptr<Backend> make_cpu_backend(const Model& model, const BackendOptions& opt);
 
 }  // namespace minnow

@@ -26,7 +26,7 @@ std::string resolve_device(const std::string& device) {
   throw Error("unknown device '" + device + "' (expected auto, cpu or cuda)");
 }
 
-std::unique_ptr<Backend> make_backend(const LlamaModel& model, const BackendOptions& opt, const std::string& device) {
+std::unique_ptr<Backend> make_backend(const Model& model, const BackendOptions& opt, const std::string& device) {
   const std::string d = resolve_device(device);
 #ifdef MINNOW_HAVE_CUDA
   if (d == "cuda") return make_cuda_backend(model, opt);

@@ -8,7 +8,7 @@
 
 namespace minnow {
 
-std::unique_ptr<Backend> make_backend(const LlamaModel& model, const BackendOptions& opt,
+std::unique_ptr<Backend> make_backend(const Model& model, const BackendOptions& opt,
                                       const std::string& device = "auto");
 // The device "auto" resolves to on this machine ("cpu" or "cuda"); throws Error for unknown names.
 std::string resolve_device(const std::string& device);

@@ -21,7 +21,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "cuda_test_util.h"
 #include "common/error.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "quant/quant_ref.h"
 
 using namespace minnow;
@@ -35,7 +35,7 @@ const char* kEnv[] = {"MINNOW_CUDA_LARGE", "MINNOW_CUDA_F16W", "MINNOW_CUDA_DQ_C
                       "MINNOW_CUDA_ATTN_GROUP", "MINNOW_CUDA_PROFILE", "MINNOW_CUDA_SPLITK"};
 
 // Runs `batches` through a fresh CUDA backend built under the given environment; returns all logits.
-std::vector<float> run_cuda(const LlamaModel& m, const std::map<std::string, std::string>& env,
+std::vector<float> run_cuda(const Model& m, const std::map<std::string, std::string>& env,
                             const std::vector<Batch>& batches) {
   for (const char* k : kEnv) unsetenv(k);
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
@@ -203,7 +203,7 @@ TEST(CudaLarge, EveryLargeBatchVariantAgrees) {
   const char* shared = std::getenv("MINNOW_SHARED_DIR");
   const std::string path = std::string(shared && *shared ? shared : MINNOW_SHARED_DIR) + "/models/tiny-llama-q4km.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
-  auto model = LlamaModel::load(path);
+  auto model = Model::load(path);
   const int n_vocab = int(model->params().n_vocab);
   std::uniform_int_distribution<int> tok(3, n_vocab - 1);
   // Pass 1: sequences 0 (71 tokens) and 1 (45 tokens) interleaved, every row's logits (GEMM output path).

@@ -1,4 +1,4 @@
-// LlamaModel loading (hyperparameters, shape/type checks, clear errors) and CPU backend properties:
+// Model loading (hyperparameters, shape/type checks, clear errors) and CPU backend properties:
 // KV-cache consistency (incremental == batched), batch invariance across sequences, batch validation.
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 using namespace minnow;
 
@@ -49,7 +49,7 @@ std::string rewrite(const std::string& name, const std::function<void(GgufWriter
 
 std::string load_error(const std::string& path) {
   try {
-    LlamaModel::load(path);
+    Model::load(path);
   } catch (const Error& e) {
     std::filesystem::remove(path);
     return e.what();
@@ -69,7 +69,7 @@ std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint64_t seed) {
 }  // namespace
 
 TEST(Model, LoadsTinyLlamaHyperparameters) {
-  auto m = LlamaModel::load(tiny_path());
+  auto m = Model::load(tiny_path());
   const auto& p = m->params();
   // The values documented for this file in shared/README.md.
   EXPECT_EQ(p.n_layer, 4);
@@ -121,7 +121,7 @@ TEST(Model, ClearErrors) {
 TEST(Model, TiedOutputUsesEmbedding) {
   const std::string p = rewrite("tied", [](GgufWriter&) {},
                                 [](const GgufTensorInfo& t, GgufWriter&) { return t.name == "output.weight"; });
-  auto m = LlamaModel::load(p);
+  auto m = Model::load(p);
   EXPECT_TRUE(m->output_tied);
   EXPECT_EQ(m->output.data, m->token_embd.data);
   std::filesystem::remove(p);
@@ -132,13 +132,13 @@ TEST(Model, LinearRopeScalingReadsFactor) {
     w.set_string("llama.rope.scaling.type", "linear");
     w.set_f32("llama.rope.scaling.factor", 4.0f);
   });
-  auto m = LlamaModel::load(p);
+  auto m = Model::load(p);
   EXPECT_DOUBLE_EQ(m->params().rope_freq_scale, 0.25);
   std::filesystem::remove(p);
 }
 
 TEST(Backend, IncrementalEqualsBatched) {
-  auto m = LlamaModel::load(tiny_path());
+  auto m = Model::load(tiny_path());
   const int64_t nv = m->params().n_vocab;
   const auto toks = random_tokens(23, nv, std::random_device{}());
   BackendOptions o;
@@ -171,7 +171,7 @@ TEST(Backend, IncrementalEqualsBatched) {
 }
 
 TEST(Backend, TwoSequencesInOneBatchEqualEachAlone) {
-  auto m = LlamaModel::load(tiny_path());
+  auto m = Model::load(tiny_path());
   const int64_t nv = m->params().n_vocab;
   const uint64_t seed = std::random_device{}();
   const auto a = random_tokens(11, nv, seed), b = random_tokens(6, nv, seed + 1);
@@ -220,7 +220,7 @@ TEST(Backend, TwoSequencesInOneBatchEqualEachAlone) {
 }
 
 TEST(Backend, RejectsBadBatches) {
-  auto m = LlamaModel::load(tiny_path());
+  auto m = Model::load(tiny_path());
   BackendOptions o;
   o.n_ctx = 8;
   o.n_threads = 1;
@@ -264,7 +264,7 @@ TEST(Model, ParamDefaultsAndRequiredKeys) {
   });
   {
     auto f = GgufFile::open(p);
-    LlamaParams lp = LlamaParams::from_gguf(*f);
+    ModelParams lp = ModelParams::from_gguf(*f);
     EXPECT_EQ(lp.n_head, 4);
     EXPECT_EQ(lp.n_head_kv, 4);
     EXPECT_EQ(lp.head_dim_k, 64);

@@ -1,4 +1,4 @@
-// LlamaServerModel on the reference TinyLlama-shaped file: vocabulary, end-of-generation, chat prompts through
+// GgufServerModel on the reference TinyLlama-shaped file: vocabulary, end-of-generation, chat prompts through
 // the model's own template, and message text that spells control tokens staying plain text.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "gguf/gguf_file.h"
-#include "server/llama_server_model.h"
+#include "server/gguf_server_model.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace minnow;
@@ -23,7 +23,7 @@ std::string shared_dir() {
 struct Loaded {
   std::unique_ptr<GgufFile> f;
   std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<server::LlamaServerModel> m;
+  std::unique_ptr<server::GgufServerModel> m;
 };
 
 Loaded load() {
@@ -32,7 +32,7 @@ Loaded load() {
   if (!std::filesystem::exists(path)) return l;
   l.f = GgufFile::open(path);
   l.tok = Tokenizer::from_gguf(*l.f);
-  l.m = std::make_unique<server::LlamaServerModel>(*l.tok, *l.f, "tiny");
+  l.m = std::make_unique<server::GgufServerModel>(*l.tok, *l.f, "tiny");
   return l;
 }
 

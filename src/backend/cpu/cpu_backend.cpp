@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/npy.h"
 #include "common/thread_pool.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "quant/quant_ref.h"
 
 namespace minnow {
@@ -41,7 +41,7 @@ void layernorm_row(const float* x, const float* w, float* y, int64_t n, float ep
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const LlamaModel& model, const BackendOptions& opt)
+  CpuBackend(const Model& model, const BackendOptions& opt)
       : m_(model),
         p_(model.params()),
         opt_(opt),
@@ -90,8 +90,8 @@ class CpuBackend final : public Backend {
     write_npy_f32(file + ".npy", data, {rows, cols});
   }
 
-  const LlamaModel& m_;
-  const LlamaParams& p_;
+  const Model& m_;
+  const ModelParams& p_;
   BackendOptions opt_;
   ThreadPool pool_;
   uint32_t breaks_;
@@ -161,7 +161,7 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
 
   for (int64_t l = 0; l < p_.n_layer; ++l) {
-    const LlamaLayer& L = m_.layers[static_cast<size_t>(l)];
+    const LayerWeights& L = m_.layers[static_cast<size_t>(l)];
     std::string sfx(1, '-');  // "-L"
     sfx += std::to_string(l);
 
@@ -244,7 +244,7 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const LlamaModel& model, const BackendOptions& opt) {
+std::unique_ptr<Backend> make_cpu_backend(const Model& model, const BackendOptions& opt) {
   return std::make_unique<CpuBackend>(model, opt);
 }
 

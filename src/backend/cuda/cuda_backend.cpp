@@ -28,7 +28,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "common/error.h"
 #include "common/npy.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace minnow {
 
@@ -45,7 +45,7 @@ bool cuda_available() {
 
 namespace minnow::cuda_impl {
 
-CudaBackend::CudaBackend(const LlamaModel& model, const BackendOptions& opt) : p_(model.params()), opt_(opt) {
+CudaBackend::CudaBackend(const Model& model, const BackendOptions& opt) : p_(model.params()), opt_(opt) {
   if (!cuda_available()) throw Error("--device cuda: no usable CUDA GPU found");
   check(cudaSetDevice(0), "cudaSetDevice");
   validate();
@@ -190,7 +190,7 @@ const float* CudaBackend::put_norm(const WeightView& w) {
   return d;
 }
 
-void CudaBackend::upload(const LlamaModel& model) {
+void CudaBackend::upload(const Model& model) {
   std::vector<uint8_t> staging;
   embd_ = put_matrix(model.token_embd, staging);
   for (const auto& L : model.layers) {
@@ -469,7 +469,7 @@ void CudaBackend::print_profile() const {
 
 namespace minnow {
 
-std::unique_ptr<Backend> make_cuda_backend(const LlamaModel& model, const BackendOptions& opt) {
+std::unique_ptr<Backend> make_cuda_backend(const Model& model, const BackendOptions& opt) {
   return std::make_unique<cuda_impl::CudaBackend>(model, opt);
 }
 

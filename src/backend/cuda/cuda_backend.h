@@ -11,6 +11,6 @@ namespace minnow {
 bool cuda_available();
 // Uploads the model's weights and allocates the cache. Throws Error when no GPU is usable, when the model
 // needs something this backend does not support, or when the GPU is out of memory.
-std::unique_ptr<Backend> make_cuda_backend(const LlamaModel& model, const BackendOptions& opt);
+std::unique_ptr<Backend> make_cuda_backend(const Model& model, const BackendOptions& opt);
 
 }  // namespace minnow

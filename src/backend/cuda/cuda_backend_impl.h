@@ -20,7 +20,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "common/error.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace minnow::cuda_impl {
 
@@ -69,7 +69,7 @@ T* dalloc(size_t count, size_t& total) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const LlamaModel& model, const BackendOptions& opt);
+  CudaBackend(const Model& model, const BackendOptions& opt);
 
   ~CudaBackend() override;
 
@@ -103,7 +103,7 @@ class CudaBackend final : public Backend {
 
   const float* put_norm(const WeightView& w);
 
-  void upload(const LlamaModel& model);
+  void upload(const Model& model);
 
   void allocate();
 
@@ -252,7 +252,7 @@ class CudaBackend final : public Backend {
   // v1 (MINNOW_CUDA_LARGE=v1, or MINNOW_CUDA_GEMM=q8): one dequant + GEMM per matrix, attention in groups of 32.
   void run_large_v1(int nt, int n_out);
 
-  LlamaParams p_;
+  ModelParams p_;
   BackendOptions opt_;
   int n_ctx_ = 0, n_seq_ = 0;
   int prefetch_ = 0;  // L2 prefetch of later kernels' weights: 0 off, 1 all, 2 output.weight only (MINNOW_CUDA_PREFETCH)

@@ -15,11 +15,11 @@ class ChatTemplate;
 
 namespace minnow::server {
 
-class LlamaServerModel : public ServerModel {
+class GgufServerModel : public ServerModel {
  public:
   // `tok` and `gguf` must outlive this object. template_override: Jinja source to use instead of the model's.
-  LlamaServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id, const std::string& template_override = "");
-  ~LlamaServerModel() override;
+  GgufServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id, const std::string& template_override = "");
+  ~GgufServerModel() override;
   std::string id() const override { return id_; }
   int n_vocab() const override;
   std::vector<int32_t> tokenize(const std::string& text, bool add_special, bool parse_special) const override;

@@ -1,12 +1,12 @@
 #pragma once
 // A Llama-family model: hyperparameters plus views of its weight tensors inside the GGUF mapping.
-// Weights are never copied; the LlamaModel owns the GgufFile so the views stay valid while it lives.
+// Weights are never copied; the Model owns the GgufFile so the views stay valid while it lives.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "model/llama_params.h"
+#include "model/model_params.h"
 #include "quant/ggml_type.h"
 
 namespace minnow {
@@ -24,7 +24,7 @@ struct WeightView {
   const float* f32() const { return reinterpret_cast<const float*>(data); }  // only for F32 tensors
 };
 
-struct LlamaLayer {
+struct LayerWeights {
   WeightView attn_norm;    // [n_embd] F32
   WeightView attn_q;       // [n_embd, n_head * head_dim]
   WeightView attn_k;       // [n_embd, n_head_kv * head_dim]
@@ -36,18 +36,18 @@ struct LlamaLayer {
   WeightView ffn_down;     // [n_ff, n_embd]
 };
 
-class LlamaModel {
+class Model {
  public:
   // Opens and maps the file, reads the hyperparameters and checks every tensor's shape and type.
-  static std::unique_ptr<LlamaModel> load(const std::string& path);
-  static std::unique_ptr<LlamaModel> from_gguf(std::unique_ptr<GgufFile> file);
-  ~LlamaModel();
+  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> from_gguf(std::unique_ptr<GgufFile> file);
+  ~Model();
 
-  const LlamaParams& params() const { return params_; }
+  const ModelParams& params() const { return params_; }
   const GgufFile& gguf() const { return *file_; }
 
   WeightView token_embd;            // [n_embd, n_vocab]
-  std::vector<LlamaLayer> layers;   // [n_layer]
+  std::vector<LayerWeights> layers;   // [n_layer]
   WeightView output_norm;           // [n_embd] F32
   WeightView output;                // [n_embd, n_vocab] (token_embd when the file has no output.weight)
   bool output_tied = false;
@@ -55,9 +55,9 @@ class LlamaModel {
   size_t weight_bytes() const;      // bytes of weights read per generated token
 
  private:
-  LlamaModel() = default;
+  Model() = default;
   std::unique_ptr<GgufFile> file_;
-  LlamaParams params_;
+  ModelParams params_;
 };
 
 }  // namespace minnow

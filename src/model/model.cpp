@@ -1,4 +1,4 @@
-#include "model/llama_model.h"
+#include "model/model.h"
 
 #include <set>
 
@@ -46,16 +46,16 @@ WeightView get(const GgufFile& f, std::set<std::string>& used, const std::string
 
 }  // namespace
 
-LlamaModel::~LlamaModel() = default;
+Model::~Model() = default;
 
-std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) { return from_gguf(GgufFile::open(path)); }
+std::unique_ptr<Model> Model::load(const std::string& path) { return from_gguf(GgufFile::open(path)); }
 
-std::unique_ptr<LlamaModel> LlamaModel::from_gguf(std::unique_ptr<GgufFile> file) {
-  std::unique_ptr<LlamaModel> m(new LlamaModel());
+std::unique_ptr<Model> Model::from_gguf(std::unique_ptr<GgufFile> file) {
+  std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(file);
   const GgufFile& f = *m->file_;
-  m->params_ = LlamaParams::from_gguf(f);
-  const LlamaParams& p = m->params_;
+  m->params_ = ModelParams::from_gguf(f);
+  const ModelParams& p = m->params_;
   std::set<std::string> used;
 
   m->token_embd = get(f, used, "token_embd.weight", p.n_embd, p.n_vocab, false);
@@ -69,7 +69,7 @@ std::unique_ptr<LlamaModel> LlamaModel::from_gguf(std::unique_ptr<GgufFile> file
   m->layers.resize(static_cast<size_t>(p.n_layer));
   for (int64_t l = 0; l < p.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    LlamaLayer& L = m->layers[static_cast<size_t>(l)];
+    LayerWeights& L = m->layers[static_cast<size_t>(l)];
     L.attn_norm = get(f, used, b + "attn_norm.weight", p.n_embd, 0, true);
     L.attn_q = get(f, used, b + "attn_q.weight", p.n_embd, p.q_dim(), false);
     L.attn_k = get(f, used, b + "attn_k.weight", p.n_embd, p.k_dim(), false);
@@ -88,7 +88,7 @@ std::unique_ptr<LlamaModel> LlamaModel::from_gguf(std::unique_ptr<GgufFile> file
   return m;
 }
 
-size_t LlamaModel::weight_bytes() const {
+size_t Model::weight_bytes() const {
   // The embedding contributes one row per token; the output matrix (tied or not) is read whole.
   size_t total = output_norm.nbytes + output.nbytes + token_embd.row_stride();
   for (const auto& L : layers)

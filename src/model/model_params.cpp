@@ -1,4 +1,4 @@
-#include "model/llama_params.h"
+#include "model/model_params.h"
 
 #include <cmath>
 #include <limits>
@@ -20,8 +20,8 @@ int64_t positive(const std::string& key, int64_t v) {
 
 }  // namespace
 
-LlamaParams LlamaParams::from_gguf(const GgufFile& f) {
-  LlamaParams p;
+ModelParams ModelParams::from_gguf(const GgufFile& f) {
+  ModelParams p;
   auto arch = f.get_string("general.architecture");
   if (!arch) throw Error("missing metadata key general.architecture");
   p.arch = std::string(*arch);
@@ -93,7 +93,7 @@ LlamaParams LlamaParams::from_gguf(const GgufFile& f) {
   return p;
 }
 
-std::string LlamaParams::summary() const {
+std::string ModelParams::summary() const {
   return arch + ": n_layer=" + std::to_string(n_layer) + " n_embd=" + std::to_string(n_embd) +
          " n_head=" + std::to_string(n_head) + " n_head_kv=" + std::to_string(n_head_kv) +
          " head_dim=" + std::to_string(head_dim_k) + " n_ff=" + std::to_string(n_ff) +

@@ -8,7 +8,7 @@ namespace minnow {
 
 class GgufFile;
 
-struct LlamaParams {
+struct ModelParams {
   std::string arch;          // general.architecture ("llama")
   int64_t n_layer = 0;       // block_count
   int64_t n_embd = 0;        // embedding_length
@@ -30,7 +30,7 @@ struct LlamaParams {
   int64_t v_dim() const { return n_head_kv * head_dim_v; }
 
   // Reads and validates every value; throws Error with a one-line message on anything missing or wrong.
-  static LlamaParams from_gguf(const GgufFile& f);
+  static ModelParams from_gguf(const GgufFile& f);
   std::string summary() const;  // one line for logs
 };
 

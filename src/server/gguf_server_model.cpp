@@ -1,4 +1,4 @@
-#include "server/llama_server_model.h"
+#include "server/gguf_server_model.h"
 
 #include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
@@ -8,24 +8,24 @@
 
 namespace minnow::server {
 
-LlamaServerModel::LlamaServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id,
+GgufServerModel::GgufServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id,
                                    const std::string& template_override)
     : tok_(tok), id_(std::move(id)),
       tmpl_(std::make_unique<ChatTemplate>(ChatTemplate::from_model(gguf, template_override))) {}
 
-LlamaServerModel::~LlamaServerModel() = default;
+GgufServerModel::~GgufServerModel() = default;
 
-int LlamaServerModel::n_vocab() const { return tok_.n_vocab(); }
+int GgufServerModel::n_vocab() const { return tok_.n_vocab(); }
 
-std::vector<int32_t> LlamaServerModel::tokenize(const std::string& text, bool add_special, bool parse_special) const {
+std::vector<int32_t> GgufServerModel::tokenize(const std::string& text, bool add_special, bool parse_special) const {
   return tok_.encode(text, add_special, parse_special);
 }
 
-std::string LlamaServerModel::token_to_piece(int32_t token) const { return tok_.token_to_piece(token); }
+std::string GgufServerModel::token_to_piece(int32_t token) const { return tok_.token_to_piece(token); }
 
-bool LlamaServerModel::is_eog(int32_t token) const { return tok_.is_eog(token); }
+bool GgufServerModel::is_eog(int32_t token) const { return tok_.is_eog(token); }
 
-std::vector<int32_t> LlamaServerModel::chat_prompt(const nlohmann::json& messages) const {
+std::vector<int32_t> GgufServerModel::chat_prompt(const nlohmann::json& messages) const {
   // Template control tokens are parsed; message text never is (it cannot inject a turn).
   return build_chat_prompt(tok_, *tmpl_, nlohmann::ordered_json::parse(messages.dump()), true).tokens;
 }
