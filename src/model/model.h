@@ -34,6 +34,11 @@ struct LayerWeights {
   WeightView ffn_gate;     // [n_embd, n_ff]
   WeightView ffn_up;       // [n_embd, n_ff]
   WeightView ffn_down;     // [n_ff, n_embd]
+  // Optional tensors (data == nullptr when the architecture has none; ModelFeatures says which are present).
+  WeightView bq, bk, bv, bo;              // [q_dim], [k_dim], [v_dim], [n_embd] F32 (qkv_bias, o_bias)
+  WeightView attn_q_norm, attn_k_norm;    // [head_dim] F32 (qk_norm)
+  WeightView post_attn_norm;              // [n_embd] F32 (post_attn_norm)
+  WeightView post_ffn_norm;               // [n_embd] F32 (post_ffn_norm)
 };
 
 class Model {
@@ -51,6 +56,7 @@ class Model {
   WeightView output_norm;           // [n_embd] F32
   WeightView output;                // [n_embd, n_vocab] (token_embd when the file has no output.weight)
   bool output_tied = false;
+  WeightView rope_freqs;            // [n_rot / 2] F32 (features.rope_freq_factors), else data == nullptr
 
   size_t weight_bytes() const;      // bytes of weights read per generated token
 

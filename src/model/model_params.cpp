@@ -83,6 +83,8 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
   }
   if (f.find_tensor("rope_freqs.weight") != nullptr)
     throw Error("tensor rope_freqs.weight (llama3-style rope scaling) is not supported");
+  p.features.attn_scale = 1.0 / std::sqrt(static_cast<double>(p.head_dim_k));
+  p.layer.assign(static_cast<size_t>(p.n_layer), LayerSpec{0, p.rope_freq_base});
 
   const GgufValue* toks = f.find("tokenizer.ggml.tokens");
   if (!toks) throw Error("missing metadata key tokenizer.ggml.tokens");

@@ -3,6 +3,9 @@
 // Nothing is inferred from tensor sizes; a missing required key is an Error naming the key.
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "model/layer_spec.h"
 
 namespace minnow {
 
@@ -23,6 +26,9 @@ struct ModelParams {
   double rms_eps = 0;        // attention.layer_norm_rms_epsilon
   int64_t n_ctx_train = 0;   // context_length
   int64_t n_vocab = 0;       // length of tokenizer.ggml.tokens
+
+  ModelFeatures features;        // the canonical layer's switches (model/layer_spec.h)
+  std::vector<LayerSpec> layer;  // [n_layer] per-layer sliding window and RoPE base
 
   int64_t n_gqa() const { return n_head / n_head_kv; }  // query heads per KV head
   int64_t q_dim() const { return n_head * head_dim_k; }
