@@ -41,6 +41,7 @@ enum class RopeStyle {
 struct LayerSpec {
   int64_t sliding_window = 0;  // 0: attends to every earlier position; w > 0: only to positions p' > p - w
   double rope_freq_base = 10000.0;
+  double rope_freq_scale = 1.0;  // theta is multiplied by this (linear RoPE scaling; sliding layers keep 1)
 };
 
 // The feature switches of the layer above (every layer has the same switches; the per-layer values are in

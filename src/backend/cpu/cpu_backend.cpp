@@ -1,6 +1,7 @@
-// The CPU backend: a straightforward llama forward pass over a batch of tokens. Matrix products go through
-// matmul() (batch invariant by contract); every other op works per token, so a sequence's results never
-// depend on what else is in the batch.
+// The CPU backend: the canonical decoder layer of model/layer_spec.h over a batch of tokens, reading the
+// model's features and per-layer specs (never its architecture's name). Matrix products go through matmul()
+// (batch invariant by contract); every other op works per token, so a sequence's results never depend on
+// what else is in the batch.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -69,10 +70,11 @@ class CpuBackend final : public Backend {
 
  private:
   void validate(const Batch& b);
-  void norm(const float* x, const float* w, float* y, int64_t n_rows) {
+  // Row-wise norm of n_rows rows of d values (d = n_embd by default).
+  void norm(const float* x, const float* w, float* y, int64_t n_rows, int64_t d = 0) {
     const bool ln = (breaks_ & kBreakLayerNorm) != 0;
     const float eps = static_cast<float>(p_.rms_eps);
-    const int64_t d = p_.n_embd;
+    if (d == 0) d = p_.n_embd;
     pool_.parallel_for(n_rows, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         if (ln) layernorm_row(x + t * d, w, y + t * d, d, eps);
@@ -82,6 +84,13 @@ class CpuBackend final : public Backend {
   }
   void mm(const WeightView& w, const float* x, float* y, int64_t n) {
     matmul(w.type, w.data, w.ne[0], w.ne[1], x, y, n, pool_);
+  }
+  // y[n][w.ne[1]] = x W (+ b when the bias is present)
+  void mm_bias(const WeightView& w, const WeightView& b, const float* x, float* y, int64_t n) {
+    mm(w, x, y, n);
+    if (!b.data) return;
+    const int64_t cols = w.ne[1];
+    for (int64_t t = 0; t < n; ++t) add_row(y + t * cols, b.f32(), cols);
   }
   void dump(const std::string& name, const float* data, int64_t rows, int64_t cols) {
     if (opt_.dump_dir.empty()) return;
@@ -131,10 +140,12 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(batch.size());
   if (n == 0) return;
   validate(batch);
-  const int64_t d = p_.n_embd, hd = p_.head_dim_k, nh = p_.n_head, nkv = p_.n_head_kv;
+  const ModelFeatures& F = p_.features;
+  const int64_t d = p_.n_embd, hd = p_.head_dim_k, nh = p_.n_head, nkv = p_.n_head_kv, nrot = p_.n_rot;
   const int64_t qd = p_.q_dim(), kd = p_.k_dim(), vd = p_.v_dim(), ff = p_.n_ff, nv = p_.n_vocab;
   const int64_t group = p_.n_gqa();
-  const RopeMode rope_mode = (breaks_ & kBreakRopeHalfSplit) ? RopeMode::NeoX : RopeMode::Normal;
+  RopeMode rope_mode = F.rope == RopeStyle::NeoX ? RopeMode::NeoX : RopeMode::Normal;
+  if (breaks_ & kBreakRopeHalfSplit) rope_mode = rope_mode == RopeMode::NeoX ? RopeMode::Normal : RopeMode::NeoX;
 
   std::vector<float> x(static_cast<size_t>(n * d));       // [n][n_embd] residual stream
   std::vector<float> cur(static_cast<size_t>(n * d));     // [n][n_embd] normed input
@@ -145,35 +156,61 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
   std::vector<float> attn(static_cast<size_t>(n * d));    // [n][n_embd] after the output projection
   std::vector<float> gate(static_cast<size_t>(n * ff));   // [n][n_ff]
   std::vector<float> up(static_cast<size_t>(n * ff));     // [n][n_ff]
-  std::vector<float> rope_cs(static_cast<size_t>(n * p_.n_rot));  // [n][n_rot] (cos, sin) pairs
 
-  // Embedding lookup.
+  // Embedding lookup (scaled when the model says so).
+  const float embd_scale = static_cast<float>(F.embd_scale);
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t)
+    for (int64_t t = b; t < e; ++t) {
+      float* row = x.data() + t * d;
       dequantize_row_ref(m_.token_embd.type, m_.token_embd.data + static_cast<size_t>(batch.tokens[t]) * m_.token_embd.row_stride(),
-                         x.data() + t * d, d);
+                         row, d);
+      if (F.embd_scale != 1.0)
+        for (int64_t i = 0; i < d; ++i) row[i] *= embd_scale;
+    }
   });
   dump("inp_embd", x.data(), n, d);
-  for (int64_t t = 0; t < n; ++t) {
-    const int32_t pos = (breaks_ & kBreakRopeFixedPos) ? 0 : batch.pos[t];
-    rope_cos_sin(pos, p_.n_rot, p_.rope_freq_base, p_.rope_freq_scale, rope_cs.data() + t * p_.n_rot);
+
+  // RoPE (cos, sin) tables, one per distinct (base, scale) among the layers: [n][n_rot] each.
+  const float* factors = m_.rope_freqs.data ? m_.rope_freqs.f32() : nullptr;
+  std::vector<std::pair<double, double>> rope_keys;
+  std::vector<size_t> layer_table(static_cast<size_t>(p_.n_layer));
+  for (int64_t l = 0; l < p_.n_layer; ++l) {
+    const LayerSpec& ls = p_.layer[static_cast<size_t>(l)];
+    const std::pair<double, double> key{ls.rope_freq_base, ls.rope_freq_scale};
+    auto it = std::find(rope_keys.begin(), rope_keys.end(), key);
+    if (it == rope_keys.end()) it = rope_keys.insert(rope_keys.end(), key);
+    layer_table[static_cast<size_t>(l)] = static_cast<size_t>(it - rope_keys.begin());
   }
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  std::vector<std::vector<float>> rope_cs(rope_keys.size(), std::vector<float>(static_cast<size_t>(n * nrot)));
+  for (size_t r = 0; r < rope_keys.size(); ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      const int32_t pos = (breaks_ & kBreakRopeFixedPos) ? 0 : batch.pos[t];
+      rope_cos_sin(pos, nrot, rope_keys[r].first, rope_keys[r].second, factors, rope_cs[r].data() + t * nrot);
+    }
+  const float scale = static_cast<float>(F.attn_scale);
 
   for (int64_t l = 0; l < p_.n_layer; ++l) {
     const LayerWeights& L = m_.layers[static_cast<size_t>(l)];
+    const LayerSpec& spec = p_.layer[static_cast<size_t>(l)];
+    const float* cs = rope_cs[layer_table[static_cast<size_t>(l)]].data();
     std::string sfx(1, '-');  // "-L"
     sfx += std::to_string(l);
 
     norm(x.data(), L.attn_norm.f32(), cur.data(), n);
     dump("attn_norm" + sfx, cur.data(), n, d);
-    mm(L.attn_q, cur.data(), q.data(), n);
-    mm(L.attn_k, cur.data(), k.data(), n);
-    mm(L.attn_v, cur.data(), v.data(), n);
+    mm_bias(L.attn_q, L.bq, cur.data(), q.data(), n);
+    mm_bias(L.attn_k, L.bk, cur.data(), k.data(), n);
+    mm_bias(L.attn_v, L.bv, cur.data(), v.data(), n);
+    if (F.qk_norm) {
+      norm(q.data(), L.attn_q_norm.f32(), q.data(), n * nh, hd);
+      norm(k.data(), L.attn_k_norm.f32(), k.data(), n * nkv, hd);
+      dump("q_normed" + sfx, q.data(), n, qd);
+      dump("k_normed" + sfx, k.data(), n, kd);
+    }
     pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
-        rope_apply(q.data() + t * qd, nh, hd, p_.n_rot, rope_cs.data() + t * p_.n_rot, rope_mode);
-        rope_apply(k.data() + t * kd, nkv, hd, p_.n_rot, rope_cs.data() + t * p_.n_rot, rope_mode);
+        rope_apply(q.data() + t * qd, nh, hd, nrot, cs + t * nrot, rope_mode);
+        rope_apply(k.data() + t * kd, nkv, hd, nrot, cs + t * nrot, rope_mode);
         uint16_t* kc = kv_.k(l, batch.seq[t], batch.pos[t]);
         uint16_t* vc = kv_.v(l, batch.seq[t], batch.pos[t]);
         for (int64_t i = 0; i < kd; ++i) kc[i] = fp32_to_fp16(k[t * kd + i]);
@@ -184,27 +221,34 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     dump("k_rope" + sfx, k.data(), n, kd);
     dump("v" + sfx, v.data(), n, vd);
 
-    // Attention: one task per (token, query head); each reads its own sequence's cache [0, pos].
+    // Attention: one task per (token, query head); each reads its own sequence's cache over the positions
+    // the layer sees: [0, pos], or (pos - window, pos] on a sliding-window layer.
     const bool gqa_wrong = (breaks_ & kBreakGqaOrder) != 0;
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool_.size()));
     // Tasks are dealt round-robin: later tokens attend over more positions, so contiguous chunks would
     // leave the first threads idle.
     const int n_th = pool_.size();
+    const int64_t window = spec.sliding_window;
     pool_.run([&](int th) {
       std::vector<float>& sc = scratch[static_cast<size_t>(th)];
       for (int64_t task = th; task < n * nh; task += n_th) {
         const int64_t t = task / nh, h = task % nh;
         const int64_t kvh = gqa_wrong ? h % nkv : h / group;
-        const int64_t n_kv = batch.pos[t] + 1;
+        const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
+        const int64_t n_kv = batch.pos[t] + 1 - first;
         if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
-        attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], 0) + kvh * hd,
-                       kv_.v(l, batch.seq[t], 0) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
+        attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], first) + kvh * hd,
+                       kv_.v(l, batch.seq[t], first) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
                        kqv.data() + t * qd + h * hd);
       }
     });
     dump("kqv" + sfx, kqv.data(), n, qd);
-    mm(L.attn_output, kqv.data(), attn.data(), n);
+    mm_bias(L.attn_output, L.bo, kqv.data(), attn.data(), n);
     dump("attn_out" + sfx, attn.data(), n, d);
+    if (F.post_attn_norm) {
+      norm(attn.data(), L.post_attn_norm.f32(), attn.data(), n);
+      dump("attn_post_norm" + sfx, attn.data(), n, d);
+    }
     for (int64_t i = 0; i < n * d; ++i) x[i] += attn[i];  // x is now ffn_inp
     dump("ffn_inp" + sfx, x.data(), n, d);
 
@@ -212,11 +256,19 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     dump("ffn_norm" + sfx, cur.data(), n, d);
     mm(L.ffn_gate, cur.data(), gate.data(), n);
     mm(L.ffn_up, cur.data(), up.data(), n);
+    const bool gelu = F.act == GatedAct::GeluTanh;
     pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) swiglu_row(gate.data() + t * ff, up.data() + t * ff, gate.data() + t * ff, ff);
+      for (int64_t t = b; t < e; ++t) {
+        if (gelu) geglu_tanh_row(gate.data() + t * ff, up.data() + t * ff, gate.data() + t * ff, ff);
+        else swiglu_row(gate.data() + t * ff, up.data() + t * ff, gate.data() + t * ff, ff);
+      }
     });
     mm(L.ffn_down, gate.data(), attn.data(), n);
     dump("ffn_out" + sfx, attn.data(), n, d);
+    if (F.post_ffn_norm) {
+      norm(attn.data(), L.post_ffn_norm.f32(), attn.data(), n);
+      dump("ffn_post_norm" + sfx, attn.data(), n, d);
+    }
     for (int64_t i = 0; i < n * d; ++i) x[i] += attn[i];
     dump("l_out" + sfx, x.data(), n, d);
   }
@@ -237,6 +289,11 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     const size_t off = logits.size();
     logits.resize(off + static_cast<size_t>(nr * nv));
     mm(m_.output, sel.data(), logits.data() + off, nr);
+    if (F.final_logit_softcap > 0) {
+      dump("logits_uncapped", logits.data() + off, nr, nv);
+      for (int64_t r = 0; r < nr; ++r)
+        softcap_row(logits.data() + off + static_cast<size_t>(r * nv), nv, static_cast<float>(F.final_logit_softcap));
+    }
     dump("logits", logits.data() + off, nr, nv);
   }
   ++forward_calls_;
