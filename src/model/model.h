@@ -1,5 +1,5 @@
 #pragma once
-// A Llama-family model: hyperparameters plus views of its weight tensors inside the GGUF mapping.
+// A decoder-only model (any architecture of model/arch_registry.cpp): hyperparameters plus views of its weight tensors inside the GGUF mapping.
 // Weights are never copied; the Model owns the GgufFile so the views stay valid while it lives.
 #include <cstdint>
 #include <memory>
