@@ -3,6 +3,7 @@
 // registry names unsupported architectures; a missing tensor is named and an unexpected one refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "backend/backend.h"
+#include "backend/backend_factory.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
@@ -170,4 +173,97 @@ TEST(Arch, MissingTensorNamedUnexpectedRefused) {
   // Phi-3's fused QKV of the wrong height.
   e = load_error(rewrite("phi3", [](GgufWriter& w) { w.set_u32("phi3.attention.head_count_kv", 4); }));
   EXPECT_NE(e.find("attn_qkv.weight"), std::string::npos) << e;
+}
+
+namespace {
+
+// Logits of `tokens` fed to slot `seq` in chunks of the given sizes (cycled), every token's row wanted.
+std::vector<float> feed(Backend& be, const std::vector<int32_t>& tokens, int seq, const std::vector<int>& chunks,
+                        int32_t pos0 = 0) {
+  std::vector<float> out;
+  size_t i = 0, c = 0;
+  while (i < tokens.size()) {
+    Batch b;
+    const size_t end = std::min(tokens.size(), i + static_cast<size_t>(chunks[c++ % chunks.size()]));
+    for (; i < end; ++i) b.add(tokens[i], pos0 + static_cast<int32_t>(i), seq, true);
+    be.forward(b, out);
+  }
+  return out;
+}
+
+std::vector<int32_t> some_tokens(size_t n, uint32_t seed) {
+  std::vector<int32_t> t;
+  for (size_t i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((seed * 2654435761u + i * 40503u) % 31000u + 3));
+  return t;
+}
+
+}  // namespace
+
+// Issue 12's sliding-window memory: the gemma3 model's local layers (window 16) keep a ring of 16 + 64
+// positions when n_ctx is larger; results must be bitwise those of a cache that keeps every position
+// (n_ctx = 80: the ring would be as large as the context, so it is not used), at any chunking, including
+// chunks longer than the window and the ring, with two slots in one batch, after seq_clear and on restarts.
+TEST(Arch, SlidingWindowRingEqualsFullCacheBitwise) {
+  auto m = load_or_skip("gemma3");
+  SKIP_WITHOUT(m);
+  BackendOptions full, ringo;
+  full.n_ctx = 80;
+  ringo.n_ctx = 4096;
+  full.n_seq_max = ringo.n_seq_max = 2;
+  full.n_threads = ringo.n_threads = 1;
+  auto a = make_backend(*m, full, "cpu");
+  auto b = make_backend(*m, ringo, "cpu");
+  // f16 K and V rows of 64 values, 2 slots: 3 local layers keep 16 + 64 positions, the global one 4096.
+  EXPECT_EQ(b->kv_cache_bytes(), size_t{2} * (64 + 64) * 2 * (3 * 80 + 4096));
+  const auto toks = some_tokens(78, 7);
+  const std::vector<float> ref = feed(*a, toks, 0, {78});
+  for (const std::vector<int>& chunks : std::vector<std::vector<int>>{{78}, {1}, {5, 17, 1}, {33, 45}, {16, 16, 3}}) {
+    b->seq_clear(0);
+    const auto got = feed(*b, toks, 0, chunks);
+    ASSERT_EQ(got, ref) << "chunks " << chunks[0];
+  }
+  // Two slots in one batch, interleaved, each as alone.
+  const auto toks2 = some_tokens(60, 9);
+  a->seq_clear(1);
+  const auto ref2 = feed(*a, toks2, 1, {60});
+  b->seq_clear(0);
+  b->seq_clear(1);
+  std::vector<float> mixed;
+  for (size_t i = 0; i < 60; i += 20) {
+    Batch bt;
+    for (size_t j = i; j < i + 20; ++j) {
+      bt.add(toks[j], static_cast<int32_t>(j), 0, true);
+      bt.add(toks2[j], static_cast<int32_t>(j), 1, true);
+    }
+    b->forward(bt, mixed);
+  }
+  const int64_t nv = m->params().n_vocab;
+  for (size_t j = 0; j < 60; ++j) {
+    ASSERT_TRUE(std::equal(mixed.begin() + static_cast<std::ptrdiff_t>((2 * j) * nv),
+                           mixed.begin() + static_cast<std::ptrdiff_t>((2 * j + 1) * nv),
+                           ref.begin() + static_cast<std::ptrdiff_t>(j * nv))) << j;
+    ASSERT_TRUE(std::equal(mixed.begin() + static_cast<std::ptrdiff_t>((2 * j + 1) * nv),
+                           mixed.begin() + static_cast<std::ptrdiff_t>((2 * j + 2) * nv),
+                           ref2.begin() + static_cast<std::ptrdiff_t>(j * nv))) << j;
+  }
+  // Restart slot 0 (length 60) at 50: within the ring's slack, same as the full cache.
+  EXPECT_EQ(b->seq_min_restart(0), 0);  // 60 positions: the ring (80) still holds all
+  const std::vector<int32_t> tail(toks.begin() + 50, toks.end());
+  const auto got_tail = feed(*b, tail, 0, {7}, 50);
+  ASSERT_TRUE(std::equal(got_tail.begin(), got_tail.end(), ref.begin() + static_cast<std::ptrdiff_t>(50 * nv)));
+  // A long slot can no longer restart far back: one clear error, and restarting at 0 still works.
+  const auto long_toks = some_tokens(300, 11);
+  b->seq_clear(1);
+  feed(*b, long_toks, 1, {128});
+  const int32_t floor = b->seq_min_restart(1);
+  EXPECT_EQ(floor, 300 - 80 + 16 - 1);
+  Batch bad;
+  bad.add(long_toks[10], 10, 1, true);
+  std::vector<float> out;
+  EXPECT_THROW(b->forward(bad, out), Error);
+  Batch ok;
+  ok.add(long_toks[floor], floor, 1, true);
+  EXPECT_NO_THROW(b->forward(ok, out));
+  b->seq_clear(1);
+  EXPECT_EQ(b->seq_min_restart(1), 0);
 }

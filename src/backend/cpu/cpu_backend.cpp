@@ -48,7 +48,7 @@ class CpuBackend final : public Backend {
         opt_(opt),
         pool_(resolve_threads(opt.n_threads)),
         breaks_(debug_break_from_env()),
-        kv_(p_.n_layer, opt.n_seq_max, opt.n_ctx, p_.k_dim(), p_.v_dim()),
+        kv_(p_.n_layer, opt.n_seq_max, opt.n_ctx, p_.k_dim(), p_.v_dim(), ring_sizes(p_, opt.n_ctx)),
         seq_len_(static_cast<size_t>(opt.n_seq_max), 0) {
     if (opt.n_ctx <= 0) throw Error("context size must be positive");
     if (opt.n_seq_max <= 0) throw Error("number of sequence slots must be positive");
@@ -61,6 +61,11 @@ class CpuBackend final : public Backend {
   size_t kv_cache_bytes() const override { return kv_.bytes(); }
   size_t weight_bytes() const override { return m_.weight_bytes(); }
 
+  int32_t seq_min_restart(int seq) const override {
+    if (seq < 0 || seq >= opt_.n_seq_max) throw Error("sequence slot " + std::to_string(seq) + " out of range");
+    return min_restart(seq_len_[static_cast<size_t>(seq)]);
+  }
+
   void seq_clear(int seq) override {
     if (seq < 0 || seq >= opt_.n_seq_max) throw Error("sequence slot " + std::to_string(seq) + " out of range");
     seq_len_[static_cast<size_t>(seq)] = 0;
@@ -70,6 +75,25 @@ class CpuBackend final : public Backend {
 
  private:
   void validate(const Batch& b);
+  // Sliding-window layers keep a ring of window + kRewindSlack positions (fewer than n_ctx): enough for the
+  // window, plus room to restart a slot a little before its end (the chat's prefix reuse).
+  static constexpr int64_t kRewindSlack = 64;
+  static std::vector<int64_t> ring_sizes(const ModelParams& p, int n_ctx) {
+    std::vector<int64_t> cap;
+    for (const LayerSpec& l : p.layer)
+      cap.push_back(l.sliding_window > 0 ? std::min<int64_t>(n_ctx, l.sliding_window + kRewindSlack) : n_ctx);
+    return cap;
+  }
+  // The earliest non-zero position a batch may restart a slot of length len at: every ring must still hold
+  // the window before it ([k - window + 1, k - 1] within the ring's last cap positions [len - cap, len - 1]).
+  int32_t min_restart(int32_t len) const {
+    int64_t lo = 0;
+    for (int64_t l = 0; l < p_.n_layer; ++l) {
+      const int64_t w = p_.layer[static_cast<size_t>(l)].sliding_window, c = kv_.cap(l);
+      if (w > 0 && c < opt_.n_ctx && len > c) lo = std::max(lo, len - c + w - 1);
+    }
+    return static_cast<int32_t>(std::min<int64_t>(lo, len));
+  }
   // Row-wise norm of n_rows rows of d values (d = n_embd by default).
   void norm(const float* x, const float* w, float* y, int64_t n_rows, int64_t d = 0) {
     const bool ln = (breaks_ & kBreakLayerNorm) != 0;
@@ -123,6 +147,11 @@ void CpuBackend::validate(const Batch& b) {
     if (b.pos[i] < 0 || b.pos[i] >= opt_.n_ctx)
       throw Error("position " + std::to_string(b.pos[i]) + " exceeds the context size (" + std::to_string(opt_.n_ctx) + ")");
     int32_t& nx = next[static_cast<size_t>(b.seq[i])];
+    if (last_in_batch[static_cast<size_t>(b.seq[i])] < 0 && b.pos[i] > 0 && b.pos[i] < nx &&
+        b.pos[i] < min_restart(nx))
+      throw Error("position " + std::to_string(b.pos[i]) + " of sequence " + std::to_string(b.seq[i]) +
+                  ": the sliding-window cache no longer holds the positions before it (restart at " +
+                  std::to_string(min_restart(nx)) + " or later, or at 0)");
     if (b.pos[i] > nx)
       throw Error("position " + std::to_string(b.pos[i]) + " of sequence " + std::to_string(b.seq[i]) +
                   " leaves a gap (next position is " + std::to_string(nx) + ")");
@@ -189,6 +218,18 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     }
   const float scale = static_cast<float>(F.attn_scale);
 
+  // Each slot's tokens in this batch: consecutive positions from first_pos, at batch rows rows_of.
+  // Layers with a ring cache (sliding window, fewer than n_ctx positions kept) hold this batch's K/V in
+  // kb/vb until their attention is done: a chunk may be longer than the ring.
+  std::vector<int32_t> first_pos(static_cast<size_t>(opt_.n_seq_max), -1);
+  std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(opt_.n_seq_max));
+  for (int64_t t = 0; t < n; ++t) {
+    const size_t sq = static_cast<size_t>(batch.seq[t]);
+    if (first_pos[sq] < 0) first_pos[sq] = batch.pos[t];
+    rows_of[sq].push_back(t);
+  }
+  std::vector<uint16_t> kb, vb;  // [n][kd], [n][vd] f16 (ring layers only)
+
   for (int64_t l = 0; l < p_.n_layer; ++l) {
     const LayerWeights& L = m_.layers[static_cast<size_t>(l)];
     const LayerSpec& spec = p_.layer[static_cast<size_t>(l)];
@@ -207,12 +248,17 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
       dump("q_normed" + sfx, q.data(), n, qd);
       dump("k_normed" + sfx, k.data(), n, kd);
     }
+    const bool ring = kv_.cap(l) < opt_.n_ctx;
+    if (ring && kb.empty()) {
+      kb.resize(static_cast<size_t>(n * kd));
+      vb.resize(static_cast<size_t>(n * vd));
+    }
     pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         rope_apply(q.data() + t * qd, nh, hd, nrot, cs + t * nrot, rope_mode);
         rope_apply(k.data() + t * kd, nkv, hd, nrot, cs + t * nrot, rope_mode);
-        uint16_t* kc = kv_.k(l, batch.seq[t], batch.pos[t]);
-        uint16_t* vc = kv_.v(l, batch.seq[t], batch.pos[t]);
+        uint16_t* kc = ring ? kb.data() + t * kd : kv_.k(l, batch.seq[t], batch.pos[t]);
+        uint16_t* vc = ring ? vb.data() + t * vd : kv_.v(l, batch.seq[t], batch.pos[t]);
         for (int64_t i = 0; i < kd; ++i) kc[i] = fp32_to_fp16(k[t * kd + i]);
         for (int64_t i = 0; i < vd; ++i) vc[i] = fp32_to_fp16(v[t * vd + i]);
       }
@@ -229,19 +275,61 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     // leave the first threads idle.
     const int n_th = pool_.size();
     const int64_t window = spec.sliding_window;
-    pool_.run([&](int th) {
-      std::vector<float>& sc = scratch[static_cast<size_t>(th)];
-      for (int64_t task = th; task < n * nh; task += n_th) {
-        const int64_t t = task / nh, h = task % nh;
-        const int64_t kvh = gqa_wrong ? h % nkv : h / group;
-        const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
-        const int64_t n_kv = batch.pos[t] + 1 - first;
-        if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
-        attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], first) + kvh * hd,
-                       kv_.v(l, batch.seq[t], first) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
-                       kqv.data() + t * qd + h * hd);
-      }
-    });
+    if (!ring) {
+      pool_.run([&](int th) {
+        std::vector<float>& sc = scratch[static_cast<size_t>(th)];
+        for (int64_t task = th; task < n * nh; task += n_th) {
+          const int64_t t = task / nh, h = task % nh;
+          const int64_t kvh = gqa_wrong ? h % nkv : h / group;
+          const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
+          const int64_t n_kv = batch.pos[t] + 1 - first;
+          if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
+          attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], first) + kvh * hd,
+                         kv_.v(l, batch.seq[t], first) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
+                         kqv.data() + t * qd + h * hd);
+        }
+      });
+    } else {
+      // The positions a token sees are gathered into one contiguous block (older ones from the ring, this
+      // batch's from kb/vb), so attention_head computes exactly what it computes on a full cache.
+      std::vector<std::vector<uint16_t>> gk(static_cast<size_t>(n_th)), gv(static_cast<size_t>(n_th));
+      pool_.run([&](int th) {
+        std::vector<float>& sc = scratch[static_cast<size_t>(th)];
+        std::vector<uint16_t>& K = gk[static_cast<size_t>(th)];
+        std::vector<uint16_t>& V = gv[static_cast<size_t>(th)];
+        for (int64_t t = th; t < n; t += n_th) {
+          const int32_t sq = batch.seq[t], fp = first_pos[static_cast<size_t>(sq)];
+          const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
+          const int64_t n_kv = batch.pos[t] + 1 - first;
+          if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
+          K.resize(static_cast<size_t>(n_kv * kd));
+          V.resize(static_cast<size_t>(n_kv * kd));
+          for (int64_t pq = first; pq <= batch.pos[t]; ++pq) {
+            const int64_t row = pq < fp ? -1 : rows_of[static_cast<size_t>(sq)][static_cast<size_t>(pq - fp)];
+            const uint16_t* ks = row < 0 ? kv_.k(l, sq, pq) : kb.data() + row * kd;
+            const uint16_t* vs = row < 0 ? kv_.v(l, sq, pq) : vb.data() + row * vd;
+            std::copy_n(ks, kd, K.data() + (pq - first) * kd);
+            std::copy_n(vs, vd, V.data() + (pq - first) * kd);
+          }
+          for (int64_t h = 0; h < nh; ++h) {
+            const int64_t kvh = gqa_wrong ? h % nkv : h / group;
+            attention_head(q.data() + t * qd + h * hd, K.data() + kvh * hd, V.data() + kvh * hd, n_kv, hd, kd, scale,
+                           sc.data(), kqv.data() + t * qd + h * hd);
+          }
+        }
+      });
+      // Then the ring keeps each slot's last cap positions of this batch.
+      const int64_t cap = kv_.cap(l);
+      pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+          const size_t sq = static_cast<size_t>(batch.seq[t]);
+          const int64_t last = first_pos[sq] + static_cast<int64_t>(rows_of[sq].size()) - 1;
+          if (batch.pos[t] <= last - cap) continue;
+          std::copy_n(kb.data() + t * kd, kd, kv_.k(l, batch.seq[t], batch.pos[t]));
+          std::copy_n(vb.data() + t * vd, vd, kv_.v(l, batch.seq[t], batch.pos[t]));
+        }
+      });
+    }
     dump("kqv" + sfx, kqv.data(), n, qd);
     mm_bias(L.attn_output, L.bo, kqv.data(), attn.data(), n);
     dump("attn_out" + sfx, attn.data(), n, d);
