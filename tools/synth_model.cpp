@@ -3,7 +3,9 @@
 // the whole-model tests (tiny-* presets). Each preset writes exactly the keys and tensors llama.cpp expects
 // for its architecture (phi3: fused attn_qkv and gate+up; qwen2: Q/K/V biases; qwen3/gemma3: Q/K norms, ...).
 //   synth_model --preset NAME --vocab VOCAB.gguf --type Q4_K_M -o OUT.gguf
-//               [--seed S] [--layers N] [-t THREADS] [--llama3-rope] [--weight-std X] [--random-norms]
+//               [--seed S] [--layers N] [-t THREADS] [--llama3-rope] [--longrope] [--weight-std X] [--random-norms]
+// --longrope (phi3 presets) adds rope_factors_short/long.weight (Phi-3 128k's LongRoPE layout: short factors
+// up to rope.scaling.original_context_length = n_ctx / 2, long ones beyond; rope.scaling.attn_factor).
 // --llama3-rope (llama presets) adds rope_freqs.weight, the llama3 RoPE scaling factors of the real model
 // (factor 32, low/high frequency factors 1 and 4, original context 8192), as convert_hf_to_gguf writes them.
 // Weights are gaussian (std 0.02 unless --weight-std; biases too; norms 1, or 1 + N(0, 0.2) with
@@ -152,7 +154,7 @@ std::vector<TensorSpec> tensor_list(const Preset& p, int64_t n_vocab) {
 int run(int argc, char** argv) {
   std::string preset_name, vocab_path, type_name_s = "Q4_K_M", out_path;
   int64_t seed = 42, layers = -1;
-  bool llama3_rope = false, random_norms = false;
+  bool llama3_rope = false, random_norms = false, longrope = false;
   double weight_std = 0.02;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ArgParser ap("synth_model");
@@ -166,6 +168,7 @@ int run(int argc, char** argv) {
   ap.add_int({"--layers"}, &layers, "override the number of layers");
   ap.add_int({"-t", "--threads"}, &threads, "worker threads (default: all cores)");
   ap.add_flag({"--llama3-rope"}, &llama3_rope, "add rope_freqs.weight (llama3 RoPE scaling, llama presets)");
+  ap.add_flag({"--longrope"}, &longrope, "add rope_factors_short/long.weight (LongRoPE, phi3 presets)");
   ap.add_float({"--weight-std"}, &weight_std, "standard deviation of weights and biases (default 0.02)");
   ap.add_flag({"--random-norms"}, &random_norms, "norm weights 1 + N(0, 0.2) instead of 1");
   if (!ap.parse(argc, argv, 1)) return 0;
@@ -182,6 +185,7 @@ int run(int argc, char** argv) {
     p.n_layer = layers;
   }
   if (llama3_rope && std::string(p.arch) != "llama") throw Error("--llama3-rope is for the llama presets");
+  if (longrope && std::string(p.arch) != "phi3") throw Error("--longrope is for the phi3 presets");
   if (threads < 1 || threads > 1024) throw Error("-t must be between 1 and 1024");
   const QuantTarget target = parse_quant_target(type_name_s);
   const auto t0 = std::chrono::steady_clock::now();
@@ -222,6 +226,13 @@ int run(int argc, char** argv) {
     w.set_f32(a + "rope.freq_base_swa", 10000.0f);
   }
   if (p.softcap > 0) w.set_f32(a + "final_logit_softcapping", static_cast<float>(p.softcap));
+  if (longrope) {
+    const double orig = static_cast<double>(p.n_ctx / 2);
+    w.set_string(a + "rope.scaling.type", "longrope");
+    w.set_u32(a + "rope.scaling.original_context_length", static_cast<uint32_t>(p.n_ctx / 2));
+    w.set_f32(a + "rope.scaling.attn_factor",
+              static_cast<float>(std::sqrt(1.0 + std::log(static_cast<double>(p.n_ctx) / orig) / std::log(orig))));
+  }
   w.set_u32(a + "vocab_size", static_cast<uint32_t>(n_vocab));
   for (const auto& [key, value] : vocab->metadata())
     if (key.rfind("tokenizer.", 0) == 0) w.copy_value(key, value);
@@ -261,6 +272,16 @@ int run(int argc, char** argv) {
     const auto factors = llama3_rope_factors(p.n_rot ? p.n_rot : hd, p.rope_base);
     w.add_tensor("rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(factors.size())}, factors.data(),
                  factors.size() * sizeof(float));
+  }
+  if (longrope) {
+    const int64_t n_pairs = (p.n_rot ? p.n_rot : hd) / 2;
+    std::vector<float> shrt, lng;
+    for (int64_t i = 0; i < n_pairs; ++i) {
+      shrt.push_back(1.0f + 0.05f * static_cast<float>(i));
+      lng.push_back(1.0f + 0.7f * static_cast<float>(i));
+    }
+    w.add_tensor("rope_factors_long.weight", GgmlType::F32, {n_pairs}, lng.data(), lng.size() * sizeof(float));
+    w.add_tensor("rope_factors_short.weight", GgmlType::F32, {n_pairs}, shrt.data(), shrt.size() * sizeof(float));
   }
   w.write(out_path);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

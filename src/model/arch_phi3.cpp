@@ -6,6 +6,9 @@
 //            attn_q/attn_k/attn_v, attn_output, ffn_norm, ffn_up [n_embd, 2 n_ff] (gate rows first, then up),
 //            ffn_down}. Fused tensors become row views in attn_q/k/v and ffn_gate/ffn_up: backends never see
 //            fusion.
+//            rope_factors_short / rope_factors_long [n_rot/2] (optional, LongRoPE: Phi-3 128k): the short ones
+//            apply up to rope.scaling.original_context_length, the long ones when the context is larger
+//            (llama.cpp chooses by the context size); rope.scaling.attn_factor scales cos and sin
 //   quirks:  NeoX RoPE
 #include "common/error.h"
 #include "gguf/gguf_file.h"
@@ -18,12 +21,19 @@ namespace {
 void read_params(const MetaReader& meta, ModelParams& p) {
   p.features.rope = RopeStyle::NeoX;
   read_bias_features(meta, p);
-  if (meta.file().find_tensor("rope_factors_long.weight") || meta.file().find_tensor("rope_factors_short.weight"))
-    throw Error("phi3 LongRoPE factors (rope_factors_long/short) are not supported yet");
+  const GgufFile& f = meta.file();
+  const bool lng = f.find_tensor("rope_factors_long.weight") != nullptr;
+  const bool shrt = f.find_tensor("rope_factors_short.weight") != nullptr;
+  if (lng != shrt) throw Error("phi3: rope_factors_long.weight and rope_factors_short.weight come together");
+  p.features.rope_freq_factors = lng;
 }
 
 void load_tensors(TensorTable& t, const ModelParams& p, Model& m) {
   load_embeddings_and_output(t, p, m);
+  if (p.features.rope_freq_factors) {
+    m.rope_freqs = t.get("rope_factors_short.weight", p.n_rot / 2, 0, true);
+    m.rope_freqs_long = t.get("rope_factors_long.weight", p.n_rot / 2, 0, true);
+  }
   m.layers.resize(static_cast<size_t>(p.n_layer));
   for (int64_t l = 0; l < p.n_layer; ++l) {
     LayerWeights& L = m.layers[static_cast<size_t>(l)];

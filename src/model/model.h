@@ -57,6 +57,9 @@ class Model {
   WeightView output;                // [n_embd, n_vocab] (token_embd when the file has no output.weight)
   bool output_tied = false;
   WeightView rope_freqs;            // [n_rot / 2] F32 (features.rope_freq_factors), else data == nullptr
+  // [n_rot / 2] F32: factors that replace rope_freqs when the context exceeds params().n_ctx_orig (phi3's
+  // rope_factors_long; rope_freqs then holds rope_factors_short), else data == nullptr
+  WeightView rope_freqs_long;
 
   size_t weight_bytes() const;      // bytes of weights read per generated token
 

@@ -62,9 +62,12 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
       if (!(factor > 0) || !std::isfinite(factor)) throw Error("metadata rope.scaling.factor must be positive");
       p.rope_freq_scale = 1.0 / factor;
     }
-  } else if (scaling_type != "none") {
-    throw Error("unsupported rope scaling type '" + scaling_type + "' (supported: none, linear)");
+  } else if (scaling_type != "none" && scaling_type != "longrope") {
+    // longrope: the scaling is in per-dimension factor tensors (phi3's rope_factors_long/short)
+    throw Error("unsupported rope scaling type '" + scaling_type + "' (supported: none, linear, longrope)");
   }
+  p.features.rope_attn_factor = meta.positive_float("rope.scaling.attn_factor", 1.0);
+  p.n_ctx_orig = meta.opt_int("rope.scaling.original_context_length", p.n_ctx_train);
   p.features.attn_scale = 1.0 / std::sqrt(static_cast<double>(p.head_dim_k));
   p.layer.assign(static_cast<size_t>(p.n_layer), LayerSpec{0, p.rope_freq_base, p.rope_freq_scale});
 

@@ -26,6 +26,7 @@ struct ModelParams {
   double rope_freq_scale = 1.0;     // 1 / rope.scaling.factor for linear scaling, else 1
   double rms_eps = 0;        // attention.layer_norm_rms_epsilon
   int64_t n_ctx_train = 0;   // context_length
+  int64_t n_ctx_orig = 0;    // rope.scaling.original_context_length (default n_ctx_train)
   int64_t n_vocab = 0;       // length of tokenizer.ggml.tokens
 
   ModelFeatures features;        // the canonical layer's switches (model/layer_spec.h)

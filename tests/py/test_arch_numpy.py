@@ -19,8 +19,9 @@ VOCAB = os.path.join(SHARED, "vocab/ggml-vocab-llama-spm.gguf")
 TOKENS = [1] + [(7919 * i * i + 104729 * i + 13) % 31990 + 5 for i in range(39)]
 
 
-def reference_logits(path, tokens):
-    """Float64 forward pass of any supported architecture, from the GGUF file alone."""
+def reference_logits(path, tokens, n_ctx=4096):
+    """Float64 forward pass of any supported architecture, from the GGUF file alone (n_ctx: the context size
+    the run uses, which picks phi3's long or short RoPE factors)."""
     gguf = pytest.importorskip("gguf")
     r = gguf.GGUFReader(path)
     arch = str(r.fields["general.architecture"].contents())
@@ -52,13 +53,17 @@ def reference_logits(path, tokens):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
     factors = opt("rope_freqs.weight")
+    if "rope_factors_long.weight" in T:  # LongRoPE: long factors beyond the original context
+        orig = int(meta("rope.scaling.original_context_length", meta("context_length")))
+        factors = W("rope_factors_long.weight" if n_ctx > orig else "rope_factors_short.weight")
     factors = np.ones(n_rot // 2) if factors is None else factors
+    mscale = float(meta("rope.scaling.attn_factor", 1.0))
     n = len(tokens)
 
     def rope(x, n_heads, b):  # x [n, n_heads*hd]
         x = x.reshape(n, n_heads, hd).copy()
         theta = np.arange(n)[:, None] * b ** (-2.0 * np.arange(n_rot // 2) / n_rot)[None, :] / factors[None, :]
-        c, s = np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
+        c, s = mscale * np.cos(theta)[:, None, :], mscale * np.sin(theta)[:, None, :]
         if neox:
             ia, ib = np.arange(n_rot // 2), np.arange(n_rot // 2) + n_rot // 2
         else:
@@ -124,13 +129,13 @@ def reference_logits(path, tokens):
     return logits
 
 
-def minnow_logits(path, tokens, env=None):
+def minnow_logits(path, tokens, env=None, n_ctx=4096):
     with tempfile.TemporaryDirectory() as d:
         e = dict(os.environ)
         e.pop("MINNOW_DEBUG_BREAK", None)
         e.update(env or {})
         r = subprocess.run([BIN, "score", "-m", path, "--tokens", ",".join(map(str, tokens)), "--top", "1", "--dump",
-                            d, "-t", "2", "--device", "cpu"], capture_output=True, text=True, timeout=600, env=e)
+                            d, "-t", "2", "--device", "cpu", "-c", str(n_ctx)], capture_output=True, text=True, timeout=600, env=e)
         assert r.returncode == 0, r.stderr
         return np.load(os.path.join(d, "logits.npy")).astype(np.float64)
 
@@ -149,6 +154,7 @@ def figures(ours, ref):
 
 
 PRESETS = ["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3", "tiny-phi3"]
+EXTRA = {"tiny-llama": ["--llama3-rope"], "tiny-phi3": ["--longrope"]}
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +168,7 @@ def models():
             path = os.path.join(d, preset + ".gguf")
             cmd = [synth, "--preset", preset, "--vocab", VOCAB, "--type", "F32", "-o", path, "--weight-std", "0.2",
                    "--random-norms", "-t", "2", "--seed", "7"]
-            if preset == "tiny-llama":
-                cmd.append("--llama3-rope")
+            cmd += EXTRA.get(preset, [])
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             assert r.returncode == 0, r.stderr
             paths[preset] = path
@@ -181,6 +186,18 @@ def test_arch_matches_float64_reference(models, preset):
         top2 = np.sort(ref[i])[-2:]
         if top2[1] - top2[0] > 0.1:
             assert int(np.argmax(ours[i])) == int(np.argmax(ref[i])), i
+
+
+def test_phi3_longrope_short_and_long_factors(models):
+    """Phi-3's LongRoPE: the short factors up to the original context (2048 here), the long ones beyond."""
+    path = models["tiny-phi3"]
+    for n_ctx in (1024, 4096):
+        kls, rel = figures(minnow_logits(path, TOKENS, n_ctx=n_ctx), reference_logits(path, TOKENS, n_ctx))
+        print(f"tiny-phi3 LongRoPE, n_ctx {n_ctx}: max KL = {kls.max():.2e}, max |logit diff| / std = {rel:.4f}")
+        assert kls.max() <= 1e-4 and rel <= 0.03
+    # The two factor sets give different logits, so the choice is tested.
+    short, long_ = minnow_logits(path, TOKENS, n_ctx=1024), minnow_logits(path, TOKENS, n_ctx=4096)
+    assert np.abs(short - long_).max() > 0.1
 
 
 @pytest.mark.parametrize("preset,bug", [("tiny-qwen2", "rope_halfsplit"), ("tiny-gemma3", "layernorm"),

@@ -41,7 +41,7 @@ struct OpImpl {
   std::string name;
   std::function<void(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps)> rmsnorm;
   std::function<void(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos, double base,
-                     double scale, const float* factors, RopeMode mode)>
+                     double scale, const float* factors, RopeMode mode, float mscale)>
       rope;
   std::function<void(const float* gate, const float* up, float* out, int64_t n)> geglu_tanh, swiglu;
   std::function<void(float* x, const float* b, int64_t n)> add;
@@ -60,9 +60,9 @@ OpImpl cpu_impl() {
     for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * n, w, y + r * n, n, eps);
   };
   c.rope = [](float* x, int64_t nh, int64_t hd, int64_t n_rot, int32_t pos, double base, double scale,
-              const float* factors, RopeMode mode) {
+              const float* factors, RopeMode mode, float mscale) {
     std::vector<float> cs(static_cast<size_t>(n_rot));
-    rope_cos_sin(pos, n_rot, base, scale, factors, cs.data());
+    rope_cos_sin(pos, n_rot, base, scale, factors, cs.data(), mscale);
     rope_apply(x, nh, hd, n_rot, cs.data(), mode);
   };
   c.geglu_tanh = geglu_tanh_row;
@@ -118,9 +118,10 @@ TEST(BackendOps, RopeBothStylesPartialRotaryAndFactors) {
             auto x = randv(static_cast<size_t>(nh * hd));
             auto f = randv(static_cast<size_t>(n_rot / 2), 1.0f, 32.0f);
             const double base = with_factors ? 500000.0 : 10000.0, scale = with_factors ? 1.0 : 0.25;
+            const float mscale = with_factors ? 1.1902f : 1.0f;  // LongRoPE's attention factor goes with factors
             auto want = ref::rope(to_d(x), nh, hd, n_rot, pos, base, scale, mode,
-                                  with_factors ? to_d(f) : std::vector<double>{});
-            b.rope(x.data(), nh, hd, n_rot, pos, base, scale, with_factors ? f.data() : nullptr, mode);
+                                  with_factors ? to_d(f) : std::vector<double>{}, mscale);
+            b.rope(x.data(), nh, hd, n_rot, pos, base, scale, with_factors ? f.data() : nullptr, mode, mscale);
             expect_close(x, want, 2e-5 + 1e-9 * pos, b.name + " rope");
           }
 }

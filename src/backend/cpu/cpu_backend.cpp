@@ -200,7 +200,10 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
   dump("inp_embd", x.data(), n, d);
 
   // RoPE (cos, sin) tables, one per distinct (base, scale) among the layers: [n][n_rot] each.
-  const float* factors = m_.rope_freqs.data ? m_.rope_freqs.f32() : nullptr;
+  // Frequency factors: the long ones (when the model has them) once the context exceeds the original one.
+  const WeightView& fw = m_.rope_freqs_long.data && opt_.n_ctx > p_.n_ctx_orig ? m_.rope_freqs_long : m_.rope_freqs;
+  const float* factors = fw.data ? fw.f32() : nullptr;
+  const float mscale = static_cast<float>(F.rope_attn_factor);
   std::vector<std::pair<double, double>> rope_keys;
   std::vector<size_t> layer_table(static_cast<size_t>(p_.n_layer));
   for (int64_t l = 0; l < p_.n_layer; ++l) {
@@ -214,7 +217,8 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
   for (size_t r = 0; r < rope_keys.size(); ++r)
     for (int64_t t = 0; t < n; ++t) {
       const int32_t pos = (breaks_ & kBreakRopeFixedPos) ? 0 : batch.pos[t];
-      rope_cos_sin(pos, nrot, rope_keys[r].first, rope_keys[r].second, factors, rope_cs[r].data() + t * nrot);
+      rope_cos_sin(pos, nrot, rope_keys[r].first, rope_keys[r].second, factors, rope_cs[r].data() + t * nrot,
+                   mscale);
     }
   const float scale = static_cast<float>(F.attn_scale);
 

@@ -23,13 +23,14 @@ void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scal
   rope_cos_sin(pos, n_rot, freq_base, freq_scale, nullptr, cs);
 }
 
-void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, const float* factors, float* cs) {
+void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, const float* factors, float* cs,
+                  float mscale) {
   for (int64_t i = 0; i < n_rot / 2; ++i) {
     double theta =
         static_cast<double>(pos) * freq_scale * std::pow(freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
     if (factors) theta /= static_cast<double>(factors[i]);
-    cs[2 * i] = static_cast<float>(std::cos(theta));
-    cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+    cs[2 * i] = static_cast<float>(std::cos(theta)) * mscale;
+    cs[2 * i + 1] = static_cast<float>(std::sin(theta)) * mscale;
   }
 }
 

@@ -18,7 +18,9 @@ void rmsnorm_row(const float* x, const float* w, float* y, int64_t n, float eps)
 void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, float* cs);
 // As above with per-pair frequency factors (Llama 3.1 RoPE scaling): theta_i is divided by factors[i]
 // (factors[n_rot/2]; nullptr: all 1).
-void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, const float* factors, float* cs);
+// mscale multiplies cos and sin (the RoPE attention factor).
+void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, const float* factors, float* cs,
+                  float mscale = 1.0f);
 // Rotates the first n_rot dims of each of n_heads heads in x[n_heads][head_dim] in place.
 void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, RopeMode mode);
 

@@ -21,7 +21,8 @@ std::vector<double> rope(const std::vector<double>& x, int64_t n_heads, int64_t 
 }
 
 std::vector<double> rope(const std::vector<double>& x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-                         double freq_base, double freq_scale, RopeMode mode, const std::vector<double>& factors) {
+                         double freq_base, double freq_scale, RopeMode mode, const std::vector<double>& factors,
+                         double mscale) {
   std::vector<double> y = x;
   for (int64_t h = 0; h < n_heads; ++h) {
     for (int64_t i = 0; i < n_rot / 2; ++i) {
@@ -36,8 +37,9 @@ std::vector<double> rope(const std::vector<double>& x, int64_t n_heads, int64_t 
         a = h * head_dim + i;
         b = a + n_rot / 2;
       }
-      y[a] = x[a] * std::cos(theta) - x[b] * std::sin(theta);
-      y[b] = x[a] * std::sin(theta) + x[b] * std::cos(theta);
+      const double c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
+      y[a] = x[a] * c - x[b] * s;
+      y[b] = x[a] * s + x[b] * c;
     }
   }
   return y;

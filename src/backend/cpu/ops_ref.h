@@ -13,7 +13,8 @@ std::vector<double> rope(const std::vector<double>& x, int64_t n_heads, int64_t 
                          double freq_base, double freq_scale, RopeMode mode);
 // With per-pair frequency factors (theta_i / factors[i]); empty factors: none.
 std::vector<double> rope(const std::vector<double>& x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-                         double freq_base, double freq_scale, RopeMode mode, const std::vector<double>& factors);
+                         double freq_base, double freq_scale, RopeMode mode, const std::vector<double>& factors,
+                         double mscale = 1.0);
 // RMSNorm of each of n_heads heads of x[n_heads * head_dim] with the shared weight w[head_dim] (Q/K norm).
 std::vector<double> rmsnorm_heads(const std::vector<double>& x, const std::vector<double>& w, int64_t n_heads,
                                   double eps);
