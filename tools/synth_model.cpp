@@ -6,7 +6,7 @@
 //               [--seed S] [--layers N] [-t THREADS] [--llama3-rope] [--longrope] [--weight-std X] [--random-norms]
 // --longrope (phi3 presets) adds rope_factors_short/long.weight (Phi-3 128k's LongRoPE layout: short factors
 // up to rope.scaling.original_context_length = n_ctx / 2, long ones beyond; rope.scaling.attn_factor).
-// --llama3-rope (llama presets) adds rope_freqs.weight, the llama3 RoPE scaling factors of the real model
+// --llama3-rope (llama-3.2-1b, tiny-llama) adds rope_freqs.weight, the llama3 RoPE scaling factors of the real model
 // (factor 32, low/high frequency factors 1 and 4, original context 8192), as convert_hf_to_gguf writes them.
 // Weights are gaussian (std 0.02 unless --weight-std; biases too; norms 1, or 1 + N(0, 0.2) with
 // --random-norms), a pure function of (seed, tensor, row): the same seed gives the same file whatever the
@@ -167,7 +167,7 @@ int run(int argc, char** argv) {
   ap.add_int({"--seed"}, &seed, "random seed (default 42)");
   ap.add_int({"--layers"}, &layers, "override the number of layers");
   ap.add_int({"-t", "--threads"}, &threads, "worker threads (default: all cores)");
-  ap.add_flag({"--llama3-rope"}, &llama3_rope, "add rope_freqs.weight (llama3 RoPE scaling, llama presets)");
+  ap.add_flag({"--llama3-rope"}, &llama3_rope, "add rope_freqs.weight (llama3 RoPE scaling; llama-3.2-1b, tiny-llama)");
   ap.add_flag({"--longrope"}, &longrope, "add rope_factors_short/long.weight (LongRoPE, phi3 presets)");
   ap.add_float({"--weight-std"}, &weight_std, "standard deviation of weights and biases (default 0.02)");
   ap.add_flag({"--random-norms"}, &random_norms, "norm weights 1 + N(0, 0.2) instead of 1");
@@ -184,7 +184,8 @@ int run(int argc, char** argv) {
     if (layers < 1 || layers > 1000) throw Error("--layers must be between 1 and 1000");
     p.n_layer = layers;
   }
-  if (llama3_rope && std::string(p.arch) != "llama") throw Error("--llama3-rope is for the llama presets");
+  if (llama3_rope && preset_name != "llama-3.2-1b" && preset_name != "tiny-llama")
+    throw Error("--llama3-rope is for the llama-3.2-1b and tiny-llama presets");
   if (longrope && std::string(p.arch) != "phi3") throw Error("--longrope is for the phi3 presets");
   if (threads < 1 || threads > 1024) throw Error("-t must be between 1 and 1024");
   const QuantTarget target = parse_quant_target(type_name_s);
