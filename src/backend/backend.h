@@ -42,6 +42,13 @@ class Backend {
   // in the batch (batch invariance).
   virtual void forward(const Batch& batch, std::vector<float>& logits) = 0;
   virtual void seq_clear(int seq) = 0;  // forget a slot's cache (positions restart at 0)
+  // A batch may restart slot `seq` at position 0 or at any position from this one up to the slot's length
+  // (re-using a shorter prefix of its cache). 0 (the default) for a cache that keeps every position; a
+  // sliding-window cache that dropped old positions returns more, and an earlier restart is an Error.
+  virtual int32_t seq_min_restart(int seq) const {
+    (void)seq;
+    return 0;
+  }
   virtual size_t kv_cache_bytes() const = 0;
   virtual size_t weight_bytes() const = 0;  // bytes of weights this backend reads per token
   // Forward passes of at most this many tokens compute every token bitwise as it would be computed in any other

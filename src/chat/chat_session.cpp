@@ -73,6 +73,7 @@ std::string ChatSession::turn(const std::string& user, const std::function<void(
   size_t p = 0;
   while (p < cache_.size() && p < toks.size() && cache_[p] == toks[p]) ++p;
   if (p == toks.size()) --p;
+  if (static_cast<int32_t>(p) < backend_.seq_min_restart(seq_)) p = 0;  // a sliding-window cache dropped it
   std::vector<float> logits;
   const double t0 = ms_now();
   feed(toks, p, logits);

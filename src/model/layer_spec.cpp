@@ -12,6 +12,7 @@ std::vector<std::string> features_in_use(const ModelFeatures& f, const std::vect
   if (f.post_attn_norm) out.push_back("post-attention norm");
   if (f.post_ffn_norm) out.push_back("post-ffn norm");
   if (f.rope_freq_factors) out.push_back("rope frequency factors");
+  if (f.rope_attn_factor != 1.0) out.push_back("rope attention factor");
   if (f.embd_scale != 1.0) out.push_back("embedding scale");
   if (f.final_logit_softcap != 0) out.push_back("final logit soft-cap");
   bool swa = false, per_layer_base = false;

@@ -41,6 +41,7 @@ enum class RopeStyle {
 struct LayerSpec {
   int64_t sliding_window = 0;  // 0: attends to every earlier position; w > 0: only to positions p' > p - w
   double rope_freq_base = 10000.0;
+  double rope_freq_scale = 1.0;  // theta is multiplied by this (linear RoPE scaling; sliding layers keep 1)
 };
 
 // The feature switches of the layer above (every layer has the same switches; the per-layer values are in
@@ -55,6 +56,7 @@ struct ModelFeatures {
   bool post_attn_norm = false;  // norm after the output projection, before the residual add
   bool post_ffn_norm = false;   // norm after ffn_down, before the residual add
   bool rope_freq_factors = false;  // rope_freqs tensor: theta_i is divided by factor[i], i < n_rot / 2
+  double rope_attn_factor = 1.0;   // cos and sin are multiplied by this (rope.scaling.attn_factor, LongRoPE)
   double embd_scale = 1.0;         // token embeddings are multiplied by this (gemma: sqrt(n_embd))
   double attn_scale = 0;           // softmax scale; set at load (usually 1 / sqrt(head_dim))
   double final_logit_softcap = 0;  // 0: none

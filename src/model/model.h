@@ -1,5 +1,5 @@
 #pragma once
-// A Llama-family model: hyperparameters plus views of its weight tensors inside the GGUF mapping.
+// A decoder-only model (any architecture of model/arch_registry.cpp): hyperparameters plus views of its weight tensors inside the GGUF mapping.
 // Weights are never copied; the Model owns the GgufFile so the views stay valid while it lives.
 #include <cstdint>
 #include <memory>
@@ -57,6 +57,9 @@ class Model {
   WeightView output;                // [n_embd, n_vocab] (token_embd when the file has no output.weight)
   bool output_tied = false;
   WeightView rope_freqs;            // [n_rot / 2] F32 (features.rope_freq_factors), else data == nullptr
+  // [n_rot / 2] F32: factors that replace rope_freqs when the context exceeds params().n_ctx_orig (phi3's
+  // rope_factors_long; rope_freqs then holds rope_factors_short), else data == nullptr
+  WeightView rope_freqs_long;
 
   size_t weight_bytes() const;      // bytes of weights read per generated token
 

@@ -5,40 +5,26 @@
 
 #include "common/error.h"
 #include "gguf/gguf_file.h"
+#include "model/arch.h"
 
 namespace minnow {
-
-namespace {
-
-// Architectures whose GGUF layout and forward pass are exactly llama's.
-bool is_llama_like(const std::string& arch) { return arch == "llama"; }
-
-int64_t positive(const std::string& key, int64_t v) {
-  if (v <= 0 || v > (int64_t{1} << 31)) throw Error("metadata " + key + " = " + std::to_string(v) + " is out of range");
-  return v;
-}
-
-}  // namespace
 
 ModelParams ModelParams::from_gguf(const GgufFile& f) {
   ModelParams p;
   auto arch = f.get_string("general.architecture");
   if (!arch) throw Error("missing metadata key general.architecture");
   p.arch = std::string(*arch);
-  if (!is_llama_like(p.arch)) throw Error("unsupported architecture '" + p.arch + "' (supported: llama)");
-  const std::string pre = p.arch + ".";
-  auto req_int = [&](const std::string& k) { return positive(pre + k, f.require_int(pre + k)); };
-  auto opt_int = [&](const std::string& k, int64_t dflt) {
-    auto v = f.get_int(pre + k);
-    return v ? positive(pre + k, *v) : dflt;
-  };
+  const ArchDesc* desc = find_arch(p.arch);
+  if (!desc) throw Error("unsupported architecture '" + p.arch + "' (supported: " + supported_archs() + ")");
+  const MetaReader meta(f, p.arch);
+  const std::string& pre = meta.prefix();
 
-  p.n_layer = req_int("block_count");
-  p.n_embd = req_int("embedding_length");
-  p.n_head = req_int("attention.head_count");
-  p.n_head_kv = opt_int("attention.head_count_kv", p.n_head);
-  p.n_ff = req_int("feed_forward_length");
-  p.n_ctx_train = req_int("context_length");
+  p.n_layer = meta.req_int("block_count");
+  p.n_embd = meta.req_int("embedding_length");
+  p.n_head = meta.req_int("attention.head_count");
+  p.n_head_kv = meta.opt_int("attention.head_count_kv", p.n_head);
+  p.n_ff = meta.req_int("feed_forward_length");
+  p.n_ctx_train = meta.req_int("context_length");
   if (p.n_head % p.n_head_kv != 0)
     throw Error("attention.head_count (" + std::to_string(p.n_head) + ") is not a multiple of head_count_kv (" +
                 std::to_string(p.n_head_kv) + ")");
@@ -46,18 +32,16 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
   const bool has_v = f.find(pre + "attention.value_length") != nullptr;
   if ((!has_k || !has_v) && p.n_embd % p.n_head != 0)
     throw Error("embedding_length is not a multiple of attention.head_count");
-  p.head_dim_k = opt_int("attention.key_length", p.n_embd / p.n_head);
-  p.head_dim_v = opt_int("attention.value_length", p.n_embd / p.n_head);
+  p.head_dim_k = meta.opt_int("attention.key_length", p.n_embd / p.n_head);
+  p.head_dim_v = meta.opt_int("attention.value_length", p.n_embd / p.n_head);
   if (p.head_dim_k != p.head_dim_v)
-    throw Error("attention.key_length != attention.value_length is not supported for llama");
-  p.n_rot = opt_int("rope.dimension_count", p.head_dim_k);
+    throw Error("attention.key_length != attention.value_length is not supported");
+  p.n_rot = meta.opt_int("rope.dimension_count", p.head_dim_k);
   if (p.n_rot > p.head_dim_k || p.n_rot % 2 != 0)
     throw Error("rope.dimension_count (" + std::to_string(p.n_rot) + ") must be even and <= the head size (" +
                 std::to_string(p.head_dim_k) + ")");
 
-  p.rope_freq_base = f.get_float(pre + "rope.freq_base").value_or(10000.0);
-  if (!(p.rope_freq_base > 0) || !std::isfinite(p.rope_freq_base))
-    throw Error("metadata " + pre + "rope.freq_base must be a positive number");
+  p.rope_freq_base = meta.positive_float("rope.freq_base", 10000.0);
 
   auto eps = f.get_float(pre + "attention.layer_norm_rms_epsilon");
   if (!eps) throw Error("missing metadata key " + pre + "attention.layer_norm_rms_epsilon");
@@ -78,13 +62,14 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
       if (!(factor > 0) || !std::isfinite(factor)) throw Error("metadata rope.scaling.factor must be positive");
       p.rope_freq_scale = 1.0 / factor;
     }
-  } else if (scaling_type != "none") {
-    throw Error("unsupported rope scaling type '" + scaling_type + "' (supported: none, linear)");
+  } else if (scaling_type != "none" && scaling_type != "longrope") {
+    // longrope: the scaling is in per-dimension factor tensors (phi3's rope_factors_long/short)
+    throw Error("unsupported rope scaling type '" + scaling_type + "' (supported: none, linear, longrope)");
   }
-  if (f.find_tensor("rope_freqs.weight") != nullptr)
-    throw Error("tensor rope_freqs.weight (llama3-style rope scaling) is not supported");
+  p.features.rope_attn_factor = meta.positive_float("rope.scaling.attn_factor", 1.0);
+  p.n_ctx_orig = meta.opt_int("rope.scaling.original_context_length", p.n_ctx_train);
   p.features.attn_scale = 1.0 / std::sqrt(static_cast<double>(p.head_dim_k));
-  p.layer.assign(static_cast<size_t>(p.n_layer), LayerSpec{0, p.rope_freq_base});
+  p.layer.assign(static_cast<size_t>(p.n_layer), LayerSpec{0, p.rope_freq_base, p.rope_freq_scale});
 
   const GgufValue* toks = f.find("tokenizer.ggml.tokens");
   if (!toks) throw Error("missing metadata key tokenizer.ggml.tokens");
@@ -92,6 +77,8 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
   p.n_vocab = static_cast<int64_t>(toks->array_size());
   if (p.n_vocab <= 0 || p.n_vocab > std::numeric_limits<int32_t>::max())
     throw Error("tokenizer.ggml.tokens has an invalid length");
+
+  desc->read_params(meta, p);  // the architecture's own keys and quirks
   return p;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Llama-family hyperparameters, read from GGUF metadata under the "{general.architecture}." prefix.
+// Model hyperparameters, read from GGUF metadata under the "{general.architecture}." prefix: the common keys
+// here (model_params.cpp), the architecture's own through its file in the registry (model/arch.h).
 // Nothing is inferred from tensor sizes; a missing required key is an Error naming the key.
 #include <cstdint>
 #include <string>
@@ -12,7 +13,7 @@ namespace minnow {
 class GgufFile;
 
 struct ModelParams {
-  std::string arch;          // general.architecture ("llama")
+  std::string arch;          // general.architecture ("llama", "qwen2", ...: model/arch_registry.cpp)
   int64_t n_layer = 0;       // block_count
   int64_t n_embd = 0;        // embedding_length
   int64_t n_head = 0;        // attention.head_count
@@ -25,6 +26,7 @@ struct ModelParams {
   double rope_freq_scale = 1.0;     // 1 / rope.scaling.factor for linear scaling, else 1
   double rms_eps = 0;        // attention.layer_norm_rms_epsilon
   int64_t n_ctx_train = 0;   // context_length
+  int64_t n_ctx_orig = 0;    // rope.scaling.original_context_length (default n_ctx_train)
   int64_t n_vocab = 0;       // length of tokenizer.ggml.tokens
 
   ModelFeatures features;        // the canonical layer's switches (model/layer_spec.h)

@@ -23,19 +23,19 @@ GOLDEN = os.path.join(SHARED, "golden/tiny-llama-q4km.jsonl")
 MEAN_KL, MAX_KL, GAP = 0.01, 0.05, 0.5
 
 
-def golden():
-    if not os.path.exists(GOLDEN) or not os.path.exists(MODEL):
+def golden(path=GOLDEN, model=MODEL):
+    if not os.path.exists(path) or not os.path.exists(model):
         pytest.skip("shared golden data not found")
-    with open(GOLDEN) as f:
+    with open(path) as f:
         return [json.loads(l) for l in f if l.strip()]
 
 
-def score_logits(tokens, env=None, device=None):
+def score_logits(tokens, env=None, device=None, model=MODEL):
     """Our full logits [n, n_vocab] for a teacher-forced sequence, via `minnow score --dump`.
     device: None = the binary's default (MINNOW_TEST_DEVICE overrides it)."""
     device = device or os.environ.get("MINNOW_TEST_DEVICE")
     with tempfile.TemporaryDirectory() as d:
-        cmd = [BIN, "score", "-m", MODEL, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
+        cmd = [BIN, "score", "-m", model, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
         if device:
             cmd += ["--device", device]
         e = dict(os.environ)
@@ -164,3 +164,35 @@ def test_golden_kl_every_simd_path(simd):
         kls, mism = kl_figures(case, score_logits(case_tokens(case), env={"MINNOW_SIMD": simd}, device="cpu"))
         print(f"{simd}: prompt {idx}: mean KL = {kls.mean():.5f}, max KL = {kls.max():.5f}, mismatches = {mism}")
         assert kls.mean() <= MEAN_KL and kls.max() <= MAX_KL and not mism, f"{simd}: prompt {idx} out of bounds"
+
+
+# The architectures' goldens: random-weight models of each architecture (../shared/README.md lists their
+# quirks), scored teacher-forced from the golden's token ids (no tokenizer involved), same bounds.
+ARCHS = ["llama3", "qwen2", "qwen3", "gemma3", "phi3"]
+
+
+def arch_files(arch):
+    return os.path.join(SHARED, f"golden/{arch}.jsonl"), os.path.join(SHARED, f"models/{arch}-tiny.gguf")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_arch_golden_kl(arch):
+    path, model = arch_files(arch)
+    for idx, case in enumerate(golden(path, model)):
+        toks = case_tokens(case)
+        kls, mism = kl_figures(case, score_logits(toks, model=model))
+        print(f"{arch} prompt {idx}: {len(toks)} positions, mean KL = {kls.mean():.5f}, max KL = {kls.max():.5f}, "
+              f"mismatches = {mism}")
+        assert kls.mean() <= MEAN_KL and kls.max() <= MAX_KL and not mism, f"{arch}: prompt {idx} out of bounds"
+
+
+@pytest.mark.parametrize("arch,bug", [("qwen2", "rope_halfsplit"), ("gemma3", "layernorm"), ("phi3", "gqa_order")])
+def test_arch_negative_controls_fail_bounds(arch, bug):
+    """The architecture goldens detect classic bugs too (here: adjacent pairs where the file wants NeoX)."""
+    path, model = arch_files(arch)
+    case = golden(path, model)[-1]  # the long prompt
+    kls, mism = kl_figures(case, score_logits(case_tokens(case), env={"MINNOW_DEBUG_BREAK": bug}, device="cpu",
+                                              model=model))
+    ratio = max(kls.mean() / MEAN_KL, kls.max() / MAX_KL)
+    print(f"{arch} {bug}: mean KL = {kls.mean():.4f}, max KL = {kls.max():.4f}, bound exceeded {ratio:.1f}x")
+    assert ratio > 1.0 or mism

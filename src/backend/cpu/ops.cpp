@@ -20,11 +20,17 @@ void rmsnorm_row(const float* x, const float* w, float* y, int64_t n, float eps)
 }
 
 void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, float* cs) {
+  rope_cos_sin(pos, n_rot, freq_base, freq_scale, nullptr, cs);
+}
+
+void rope_cos_sin(int32_t pos, int64_t n_rot, double freq_base, double freq_scale, const float* factors, float* cs,
+                  float mscale) {
   for (int64_t i = 0; i < n_rot / 2; ++i) {
-    const double theta =
+    double theta =
         static_cast<double>(pos) * freq_scale * std::pow(freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
-    cs[2 * i] = static_cast<float>(std::cos(theta));
-    cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+    if (factors) theta /= static_cast<double>(factors[i]);
+    cs[2 * i] = static_cast<float>(std::cos(theta)) * mscale;
+    cs[2 * i + 1] = static_cast<float>(std::sin(theta)) * mscale;
   }
 }
 
@@ -61,6 +67,22 @@ void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+
+void geglu_tanh_row(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535588f, kA = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + kA * g * g))) * up[i];
+  }
+}
+
+void add_row(float* x, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += b[i];
+}
+
+void softcap_row(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 const float* f16_table() {
