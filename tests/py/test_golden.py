@@ -30,16 +30,17 @@ def golden():
         return [json.loads(l) for l in f if l.strip()]
 
 
-def score_logits(tokens, env=None, device=None):
+def score_logits(tokens, env=None, device=None, model=MODEL):
     """Our full logits [n, n_vocab] for a teacher-forced sequence, via `minnow score --dump`.
     device: None = the binary's default (MINNOW_TEST_DEVICE overrides it)."""
     device = device or os.environ.get("MINNOW_TEST_DEVICE")
     with tempfile.TemporaryDirectory() as d:
-        cmd = [BIN, "score", "-m", MODEL, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
+        cmd = [BIN, "score", "-m", model, "--tokens", ",".join(map(str, tokens)), "--top", "5", "--dump", d, "-t", "2"]
         if device:
             cmd += ["--device", device]
         e = dict(os.environ)
         e.pop("MINNOW_DEBUG_BREAK", None)
+        e.pop("MINNOW_ACT_BITS", None)
         if env:
             e.update(env)
         r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=900)
