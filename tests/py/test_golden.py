@@ -40,6 +40,7 @@ def score_logits(tokens, env=None, device=None, model=MODEL):
             cmd += ["--device", device]
         e = dict(os.environ)
         e.pop("MINNOW_DEBUG_BREAK", None)
+        e.pop("MINNOW_ACT_BITS", None)
         if env:
             e.update(env)
         r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=900)

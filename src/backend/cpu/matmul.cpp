@@ -1,6 +1,7 @@
 // The CPU matrix product. Quantized weights: activations quantized to 8 bits once, integer kernels
 // (src/quant/simd/qdot.h) for the chosen SIMD level, tiled over (row block x token block) for many tokens.
 // Float weights (F32 / F16 / BF16): rows converted to f32 once, then a fixed-order 16-lane dot per token.
+// MINNOW_ACT_BITS=16 adds a second 8-bit pass over the activations' rounding error (closer to exact).
 // Both paths compute each (row, token) with the same operations whatever n_batch is (batch invariance).
 #include "backend/cpu/matmul.h"
 
@@ -107,17 +108,30 @@ void matmul_level(SimdLevel level, GgmlType type, const void* W, int64_t n_in, i
     return;
   }
   const ActKind kind = act_kind(type);
-  thread_local Scratch act_buf;
-  uint8_t* buf = act_buf.get(act_buffer_bytes(kind, n_in, n_batch));
+  const bool two_pass = act_bits() == 16;
+  const size_t ab = act_buffer_bytes(kind, n_in, n_batch);
+  const size_t fb = static_cast<size_t>(n_batch) * static_cast<size_t>(std::max(n_in, n_out)) * sizeof(float);
+  thread_local Scratch act_buf, act_buf2, f_buf;
+  uint8_t* buf = act_buf.get(ab);
+  // Two-pass activations: buf2 holds the 8-bit rounding error of buf, and tmp its product (also used for
+  // the error itself before it is quantized).
+  uint8_t* buf2 = two_pass ? act_buf2.get(ab) : nullptr;
+  float* tmp = two_pass ? reinterpret_cast<float*>(f_buf.get(fb)) : nullptr;
   const int nt = pool.size();
+  auto quantize_rows = [&](int64_t t0, int64_t t1) {
+    act_quantize(kind, x, buf, n_in, n_batch, t0, t1);
+    if (two_pass) {
+      act_residual(kind, x, buf, tmp, n_in, n_batch, t0, t1);
+      act_quantize(kind, tmp, buf2, n_in, n_batch, t0, t1);
+    }
+  };
   if (n_batch >= 4 * nt) {
-    pool.run_each([&](int t) {
-      act_quantize(kind, x, buf, n_in, n_batch, n_batch * t / nt, n_batch * (t + 1) / nt);
-    });
+    pool.run_each([&](int t) { quantize_rows(n_batch * t / nt, n_batch * (t + 1) / nt); });
   } else {
-    act_quantize(kind, x, buf, n_in, n_batch, 0, n_batch);
+    quantize_rows(0, n_batch);
   }
   const ActQ act = act_view(kind, buf, n_in, n_batch);
+  const ActQ act2 = two_pass ? act_view(kind, buf2, n_in, n_batch) : ActQ{};
   const size_t rs = row_bytes(type, n_in);
 
   // Work items: (token chunk, block of rows), token-chunk-major so a chunk of activations stays in cache;
@@ -138,6 +152,11 @@ void matmul_level(SimdLevel level, GgmlType type, const void* W, int64_t n_in, i
       const int64_t t0 = tc * tok_chunk, nt_here = std::min(tok_chunk, n_batch - t0);
       const int64_t r0 = rb * row_block, nr = std::min(row_block, n_out - r0);
       fn(Wb + static_cast<size_t>(r0) * rs, rs, nr, act, t0, nt_here, y + t0 * n_out + r0, n_out);
+      if (two_pass) {  // y += W . (rounding error), per element in a fixed order (batch invariant)
+        fn(Wb + static_cast<size_t>(r0) * rs, rs, nr, act2, t0, nt_here, tmp + t0 * n_out + r0, n_out);
+        for (int64_t t = t0; t < t0 + nt_here; ++t)
+          for (int64_t r = r0; r < r0 + nr; ++r) y[t * n_out + r] += tmp[t * n_out + r];
+      }
     }
   });
 }

@@ -1,6 +1,10 @@
 #include "quant/simd/act_quant.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "common/error.h"
 
 namespace minnow {
 
@@ -129,6 +133,36 @@ void act_quantize(ActKind k, const float* x, void* buf, int64_t n_in, int64_t n_
       }
     }
   }
+}
+
+void act_residual(ActKind k, const float* x, const void* buf, float* r, int64_t n_in, int64_t n_tok, int64_t t0,
+                  int64_t t1) {
+  const Layout l = layout(k, n_in, n_tok);
+  const auto* p = static_cast<const uint8_t*>(buf);
+  const auto* qs = reinterpret_cast<const int8_t*>(p + l.qs);
+  const auto* d = reinterpret_cast<const float*>(p + l.d);
+  const int64_t bs = act_block(k), nb = n_in / bs;
+  for (int64_t t = t0; t < t1; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float db = d[b * n_tok + t];
+      const int64_t o = t * n_in + b * bs;
+      for (int64_t i = 0; i < bs; ++i) r[o + i] = x[o + i] - db * static_cast<float>(qs[o + i]);
+    }
+}
+
+int parse_act_bits(const char* s) {
+  const std::string v = s ? s : "";
+  if (v == "8") return 8;
+  if (v == "16") return 16;
+  throw Error("MINNOW_ACT_BITS='" + v + "' (expected 8 or 16)");
+}
+
+int act_bits() {
+  static const int bits = [] {
+    const char* e = std::getenv("MINNOW_ACT_BITS");
+    return e && *e ? parse_act_bits(e) : 8;
+  }();
+  return bits;
 }
 
 }  // namespace minnow

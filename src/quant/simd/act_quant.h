@@ -34,5 +34,14 @@ size_t act_buffer_bytes(ActKind k, int64_t n_in, int64_t n_tok);
 ActQ act_view(ActKind k, void* buf, int64_t n_in, int64_t n_tok);
 // Quantizes rows [t0, t1) of x[n_tok][n_in] into buf (the layout of act_view). Rows can be done in parallel.
 void act_quantize(ActKind k, const float* x, void* buf, int64_t n_in, int64_t n_tok, int64_t t0, int64_t t1);
+// r = x - (what buf holds for x), rows [t0, t1): the rounding error of act_quantize, which a second 8-bit
+// pass can carry (two passes: |error| <= max|x| / 64516 per block instead of max|x| / 254).
+void act_residual(ActKind k, const float* x, const void* buf, float* r, int64_t n_in, int64_t n_tok, int64_t t0,
+                  int64_t t1);
+
+// Activation precision of the quantized matrix products: 8 (one 8-bit pass, as llama.cpp; the default) or
+// 16 (a second 8-bit pass over the rounding error; twice the integer work). MINNOW_ACT_BITS=8|16.
+int act_bits();
+int parse_act_bits(const char* s);  // throws Error unless "8" or "16"
 
 }  // namespace minnow
