@@ -79,9 +79,11 @@ void budget_items(size_t n, uint64_t bytes) {
   t_budget->step(1 + n / 64 + bytes / 4096);
 }
 
-void budget_output(size_t bytes) {
-  if (t_budget && bytes > t_budget->limits().max_output_bytes)
+void budget_output(size_t total, size_t added) {
+  if (!t_budget) return;
+  if (total > t_budget->limits().max_output_bytes)
     throw Error("template output exceeded " + mib(t_budget->limits().max_output_bytes));
+  t_budget->alloc(added);  // nested set/filter blocks each hold their own buffer
 }
 
 BudgetDepth::BudgetDepth() : b_(t_budget) {

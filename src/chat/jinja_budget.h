@@ -57,7 +57,7 @@ void budget_string(size_t bytes);  // a string of this size is being made: size 
 void budget_string_size(size_t bytes);  // size cap only (checked while a string grows)
 void budget_items(size_t n, uint64_t bytes);  // a list/dict of n items (bytes of strings copied in)
 void budget_items_size(size_t n);   // item-count cap only (checked while a list grows)
-void budget_output(size_t bytes);   // the output has grown to this size
+void budget_output(size_t total, size_t added);  // an output (or set/filter block) grew by `added` to `total`
 
 // One level of evaluator recursion; throws past max_depth.
 class BudgetDepth {

@@ -36,12 +36,12 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
     budget_step();
     switch (s.kind) {
       case SK::Text:
-        budget_output(out.size() + s.text.size());
+        budget_output(out.size() + s.text.size(), s.text.size());
         out += s.text;
         return Flow::Normal;
       case SK::Output: {
         std::string piece = eval(*s.expr, scope).str();
-        budget_output(out.size() + piece.size());
+        budget_output(out.size() + piece.size(), piece.size());
         out += piece;
         return Flow::Normal;
       }
@@ -75,7 +75,7 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         eval_args(call_e, 1, scope, args);
         args.kw.emplace_back("caller", make_macro(s, scope));
         std::string piece = call(fn, args).str();
-        budget_output(out.size() + piece.size());
+        budget_output(out.size() + piece.size(), piece.size());
         out += piece;
         return Flow::Normal;
       }
@@ -86,7 +86,7 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         if (Flow f = exec_body(s.body, inner, buf); f != Flow::Normal) return f;
         Value v = Value::string(std::move(buf));
         std::string piece = eval_filter(*s.expr, scope, &v).str();
-        budget_output(out.size() + piece.size());
+        budget_output(out.size() + piece.size(), piece.size());
         out += piece;
         return Flow::Normal;
       }

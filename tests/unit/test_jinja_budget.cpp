@@ -158,6 +158,12 @@ TEST(JinjaBudget, SizesAreCapped) {
   // Many medium strings, each within the caps, meet the allocation budget.
   EXPECT_ERROR_HAS("{% set l = [] %}{% for i in range(1000) %}{% set _ = l.append('y' * 500000) %}{% endfor %}",
                    "memory budget");
+  // Nested set blocks, each holding its own copy of a big string (within the string and output caps).
+  std::string nested = "{% set s = 'x' * 1000000 %}";
+  for (int k = 0; k < 100; ++k) nested += "{% set b" + std::to_string(k) + " %}{{ s }}";
+  nested += "{{ raise_exception('reached the innermost block with every buffer full') }}";
+  for (int k = 0; k < 100; ++k) nested += "{% endset %}";
+  EXPECT_ERROR_HAS(nested, "memory budget");
   // The output itself.
   EXPECT_ERROR_HAS("{% for i in range(20000) %}{{ 'z' * 100 }}{% endfor %}", "output exceeded");
   // Exponential repr/tojson of a shared structure.
