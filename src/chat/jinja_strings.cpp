@@ -257,6 +257,7 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
       if (!v) throw Error("KeyError: '" + field + "'");
     }
     out += use_repr ? v->repr() : v->str();
+    budget_string_size(out.size());
   }
   return out;
 }

@@ -151,6 +151,7 @@ TEST(JinjaBudget, SizesAreCapped) {
   EXPECT_ERROR_HAS("{{ {'a': [1, [2]]} | tojson(indent=1000000000) }}", "string longer");
   EXPECT_ERROR_HAS("{{ 'x' | indent(1000000000, true) }}", "string longer");
   EXPECT_ERROR_HAS("{{ '%999999999s' % 'x' }}", "string longer");
+  EXPECT_ERROR_HAS("{{ ('{0}' * 100000).format('x' * 1000) }}", "string longer");
   EXPECT_ERROR_HAS("{{ '%400000000000d' % 1 }}", "too large");
   EXPECT_ERROR_HAS("{{ ('a' * 500000).split('a') | length }}", "more than");
   EXPECT_ERROR_HAS("{{ ('a' * 500000).replace('a', 'bbbbb') | length }}", "string longer");
@@ -204,7 +205,8 @@ TEST(JinjaBudget, DeepJsonIsRefusedBeforeConversion) {
   EXPECT_THROW(minnow::check_json_depth(j), Error);
   EXPECT_THROW(minnow::jinja::from_json(j), Error);
   minnow::ChatTemplate t("{{ messages | length }}", "", "");
-  EXPECT_THROW(t.apply(nlohmann::ordered_json::array({j}), true), Error);
+  auto messages = nlohmann::ordered_json::parse("[" + text + "]");  // parsed, not copied (copies recurse)
+  EXPECT_THROW(t.apply(messages, true), Error);
   auto ok = nlohmann::ordered_json::parse("[[[[1]]]]");
   EXPECT_NO_THROW(minnow::check_json_depth(ok));
 }
