@@ -1,7 +1,8 @@
 // minnow template: render a chat template over a JSON conversation and print the exact prompt.
 #include <cstdio>
+#include <sys/stat.h>
+
 #include <fstream>
-#include <sstream>
 
 #include "app/commands.h"
 #include "chat/chat_template.h"
@@ -11,12 +12,21 @@
 
 namespace {
 
-std::string read_file(const std::string& path, const char* what) {
+// The messages file: a regular file of at most 64 MiB (directories, FIFOs and devices refused).
+std::string read_messages_file(const std::string& path) {
+  constexpr uint64_t kMax = 64ull << 20;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw minnow::Error("messages file '" + path + "' is not a readable regular file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw minnow::Error(std::string("cannot open ") + what + " '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!in) throw minnow::Error("cannot open messages file '" + path + "'");
+  std::string out;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > kMax) throw minnow::Error("messages file '" + path + "' is larger than 64 MiB");
+  }
+  return out;
 }
 
 int cmd_template(int argc, char** argv) {
@@ -36,10 +46,11 @@ int cmd_template(int argc, char** argv) {
 
   nlohmann::ordered_json doc;
   try {
-    doc = nlohmann::ordered_json::parse(read_file(messages_path, "messages file"));
+    doc = nlohmann::ordered_json::parse(read_messages_file(messages_path));
   } catch (const nlohmann::json::exception& e) {
     throw minnow::Error("messages file '" + messages_path + "' is not valid JSON");
   }
+  minnow::check_json_depth(doc, minnow::jinja::kMaxJsonDepth + 1);  // before anything copies it (copies recurse)
   nlohmann::ordered_json messages, extra = nlohmann::ordered_json::object();
   if (doc.is_array()) {
     messages = doc;
@@ -52,7 +63,7 @@ int cmd_template(int argc, char** argv) {
   }
   if (!messages.is_array()) throw minnow::Error("\"messages\" must be a JSON array");
 
-  std::string source = template_path.empty() ? "" : read_file(template_path, "template file");
+  std::string source = template_path.empty() ? "" : minnow::read_template_file(template_path);
   std::unique_ptr<minnow::ChatTemplate> tmpl;
   if (!model.empty()) {
     auto f = minnow::GgufFile::open(model);

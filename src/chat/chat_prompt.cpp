@@ -33,7 +33,8 @@ std::string marker(size_t k) {
 
 // Exact spans via markers; false when the template does not insert contents verbatim.
 bool spans_by_marker(const ChatTemplate& tmpl, const nlohmann::ordered_json& messages, bool gen,
-                     const std::string& real, std::vector<std::pair<size_t, size_t>>& spans) {
+                     const std::string& real, std::vector<std::pair<size_t, size_t>>& spans,
+                     const jinja::RenderLimits& limits) {
   nlohmann::ordered_json marked = messages;
   std::vector<std::string> contents;
   for (auto& m : marked) {
@@ -52,7 +53,7 @@ bool spans_by_marker(const ChatTemplate& tmpl, const nlohmann::ordered_json& mes
   }
   std::string text;
   try {
-    text = tmpl.apply(marked, gen);
+    text = tmpl.apply(marked, gen, nullptr, limits);
   } catch (const std::exception&) {
     return false;
   }
@@ -151,10 +152,10 @@ std::vector<int32_t> tokenize_with_plain_spans(const Tokenizer& tok, const std::
 }
 
 ChatPrompt build_chat_prompt(const Tokenizer& tok, const ChatTemplate& tmpl, const nlohmann::ordered_json& messages,
-                             bool add_generation_prompt) {
+                             bool add_generation_prompt, const jinja::RenderLimits& limits) {
   ChatPrompt p;
-  p.text = tmpl.apply(messages, add_generation_prompt);
-  if (!spans_by_marker(tmpl, messages, add_generation_prompt, p.text, p.spans)) {
+  p.text = tmpl.apply(messages, add_generation_prompt, nullptr, limits);
+  if (!spans_by_marker(tmpl, messages, add_generation_prompt, p.text, p.spans, limits)) {
     p.spans.clear();
     spans_by_search(messages, p.text, p.spans);
   }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/jinja_budget.h"
+
 namespace minnow {
 
 class ChatTemplate;
@@ -24,8 +26,9 @@ struct ChatPrompt {
 };
 
 // Adds BOS when the tokenizer's metadata asks for it, unless the rendered text already starts with it.
+// limits: the budgets of each template render (jinja_budget.h), e.g. the server's cancellation flag.
 ChatPrompt build_chat_prompt(const Tokenizer& tok, const ChatTemplate& tmpl, const nlohmann::ordered_json& messages,
-                             bool add_generation_prompt);
+                             bool add_generation_prompt, const jinja::RenderLimits& limits = jinja::RenderLimits());
 
 // Tokenizes text; bytes inside spans (sorted, disjoint) are plain text, the rest may hold control tokens.
 std::vector<int32_t> tokenize_with_plain_spans(const Tokenizer& tok, const std::string& text,

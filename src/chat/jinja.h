@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_value.h"
 
 namespace minnow::jinja {
@@ -18,14 +19,17 @@ struct Stmt;
 class Template {
  public:
   explicit Template(std::string_view source);
-  // context: a dict of variables (e.g. messages, add_generation_prompt, bos_token, ...).
-  std::string render(const Value& context) const;
+  // context: a dict of variables (e.g. messages, add_generation_prompt, bos_token, ...). The render runs under
+  // `limits` (jinja_budget.h: steps, wall clock, sizes, depth, cancellation); exceeding one throws Error.
+  std::string render(const Value& context, const RenderLimits& limits = RenderLimits()) const;
 
  private:
   std::shared_ptr<const std::vector<std::unique_ptr<Stmt>>> body_;
 };
 
-// JSON to Value (objects keep their order: pass ordered_json).
+// JSON to Value (objects keep their order: pass ordered_json). Throws Error for JSON nested deeper than
+// kMaxJsonDepth (the conversion never recurses further).
+constexpr int kMaxJsonDepth = 128;
 Value from_json(const nlohmann::ordered_json& j);
 
 }  // namespace minnow::jinja

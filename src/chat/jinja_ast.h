@@ -35,6 +35,7 @@ struct Expr {
   };
   Kind kind;
   int line = 0;
+  int height = 1;  // levels of the tree from here down (the parser refuses tall trees: jinja_parser.cpp)
   Value value;
   std::string name;  // Name, Attr, Call-less names, Filter/Test name, Unary/Binary op
   std::vector<ExprPtr> kids;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_interp.h"
 #include "chat/jinja_strings.h"
 #include "chat/jinja_utf8.h"
@@ -32,7 +33,7 @@ Value attr_path(const Value& v, const std::string& path) {
   while (true) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool digits = !part.empty() && part.size() <= 18 && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
@@ -56,6 +57,7 @@ Value do_join(const Value& v, CallArgs& a) {
     if (!first) out += sep;
     first = false;
     out += attr.is_none() ? x.str() : attr_path(x, attr.str()).str();
+    budget_string_size(out.size());
   }
   return Value::string(std::move(out));
 }
@@ -65,6 +67,7 @@ Value do_indent(const Value& v, CallArgs& a) {
   const Value& width = opt(a, 0, "width", kFour);
   bool first = opt(a, 1, "first", kFalse).truthy();
   bool blank = opt(a, 2, "blank", kFalse).truthy();
+  if (!width.is_string()) budget_string_size(static_cast<size_t>(std::max<int64_t>(0, width.as_int())));
   std::string ind = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), ' ');
   if (v.is_undefined()) undefined_error(v);
   if (!v.is_string()) throw Error("indent filter needs a string, not " + v.type_name());
@@ -75,6 +78,7 @@ Value do_indent(const Value& v, CallArgs& a) {
     for (size_t k = 0; k < lines.size(); ++k) {
       if (k) rv += "\n" + ind;
       rv += lines[k];
+      budget_string_size(rv.size());
     }
   } else {
     rv = lines.empty() ? "" : lines[0];
@@ -82,6 +86,7 @@ Value do_indent(const Value& v, CallArgs& a) {
       rv += "\n";
       if (!lines[k].empty()) rv += ind;
       rv += lines[k];
+      budget_string_size(rv.size());
     }
   }
   if (first) rv = ind + rv;
@@ -93,6 +98,7 @@ Value do_tojson(const Value& v, CallArgs& a) {
   const Value& indent = opt(a, 0, "indent", kNone);
   if (!indent.is_none()) {
     o.has_indent = true;
+    if (!indent.is_string()) budget_string_size(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())));
     o.indent = indent.is_string() ? indent.s : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
     o.item_sep = ",";
   }
@@ -376,6 +382,7 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
       Value k = sort_key(attr.is_none() ? x : attr_path(x, attr.str()), cs);
       if ((k.is_list() && !k.list->tuple) || k.is_dict()) throw Error("unhashable type: '" + k.type_name() + "'");
       bool dup = false;
+      budget_step(seen.size());
       for (auto& s : seen)
         if (values_equal(s, k)) dup = true;
       if (!dup) {
@@ -414,7 +421,11 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
       Value y = attr.is_none() ? x : attr_path(x, attr.str());
       if (!acc.is_number() || !y.is_number()) throw Error("sum filter needs numbers");
       if (acc.kind == VK::Float || y.kind == VK::Float) acc = Value::number(acc.as_double() + y.as_double());
-      else acc = Value::integer(acc.as_int() + y.as_int());
+      else {
+        int64_t r = 0;
+        if (__builtin_add_overflow(acc.as_int(), y.as_int(), &r)) throw Error("integer overflow: sum exceeds 64 bits");
+        acc = Value::integer(r);
+      }
     }
     return acc;
   }
@@ -430,7 +441,10 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
   }
   if (name == "abs") {
     if (v.kind == VK::Float) return Value::number(std::fabs(v.f));
-    if (v.is_int_like()) return Value::integer(std::llabs(v.as_int()));
+    if (v.is_int_like()) {
+      if (v.as_int() == INT64_MIN) throw Error("integer overflow: abs() exceeds 64 bits");
+      return Value::integer(v.as_int() < 0 ? -v.as_int() : v.as_int());
+    }
     throw Error("bad operand type for abs(): '" + v.type_name() + "'");
   }
   if (name == "round") return do_round(v, a);
@@ -477,7 +491,10 @@ Value call_filter(Interp& in, const std::string& name, const Value& v, CallArgs&
     }
     if (!cur.empty()) {
       if (a.pos.size() > 1)
-        while (static_cast<int64_t>(cur.size()) < n) cur.push_back(a.pos[1]);
+        while (static_cast<int64_t>(cur.size()) < n) {
+          cur.push_back(a.pos[1]);
+          budget_items_size(cur.size());
+        }
       out.push_back(Value::new_list(std::move(cur)));
     }
     return Value::new_list(std::move(out));
@@ -532,7 +549,7 @@ bool call_test(Interp& in, const std::string& name, const Value& v, CallArgs& a)
       m = std::fmod(v.as_double(), d.as_double());
       if (m != 0 && ((m < 0) != (d.as_double() < 0))) m += d.as_double();
     } else {
-      int64_t r = v.as_int() % d.as_int();
+      int64_t r = d.as_int() == -1 ? 0 : v.as_int() % d.as_int();  // INT64_MIN % -1 traps
       if (r != 0 && ((r < 0) != (d.as_int() < 0))) r += d.as_int();
       m = static_cast<double>(r);
     }
@@ -583,10 +600,17 @@ void install_globals(Scope& g) {
       if (a.pos.size() == 3) step = a.pos[2].as_int();
     }
     if (step == 0) throw Error("range() arg 3 must not be zero");
-    const double count = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step));
-    if (count > 1e6) throw Error("range() of more than a million items is not supported");
+    // The length in 128-bit arithmetic (stop - start can exceed 64 bits); the loop counts, so k never overflows.
+    __extension__ using Wide = __int128;
+    const Wide span = static_cast<Wide>(stop) - start;
+    const Wide st = step;
+    const Wide count128 = st > 0 ? (span > 0 ? (span + st - 1) / st : 0) : (span < 0 ? (-span - st - 1) / -st : 0);
+    if (count128 > 1000000) throw Error("range() of more than a million items is not supported");
+    const size_t count = static_cast<size_t>(count128);
     std::vector<Value> out;
-    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
+    out.reserve(count);
+    for (size_t k = 0; k < count; ++k)
+      out.push_back(Value::integer(static_cast<int64_t>(start + st * static_cast<Wide>(k))));
     return Value::new_list(std::move(out));
   });
   g.vars["dict"] = Value::function("dict", [](CallArgs& a) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_strings.h"
 #include "common/error.h"
 
@@ -31,13 +32,19 @@ Interp::Flow Interp::exec_body(const Body& body, const ScopePtr& scope, std::str
 
 Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
   try {
+    BudgetDepth depth;
+    budget_step();
     switch (s.kind) {
       case SK::Text:
+        budget_output(out.size() + s.text.size(), s.text.size());
         out += s.text;
         return Flow::Normal;
-      case SK::Output:
-        out += eval(*s.expr, scope).str();
+      case SK::Output: {
+        std::string piece = eval(*s.expr, scope).str();
+        budget_output(out.size() + piece.size(), piece.size());
+        out += piece;
         return Flow::Normal;
+      }
       case SK::If:
         for (size_t k = 0; k < s.conds.size(); ++k)
           if (eval(*s.conds[k], scope).truthy()) return exec_body(s.bodies[k], scope, out);
@@ -67,7 +74,9 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         CallArgs args;
         eval_args(call_e, 1, scope, args);
         args.kw.emplace_back("caller", make_macro(s, scope));
-        out += call(fn, args).str();
+        std::string piece = call(fn, args).str();
+        budget_output(out.size() + piece.size(), piece.size());
+        out += piece;
         return Flow::Normal;
       }
       case SK::FilterBlock: {
@@ -76,7 +85,9 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
         inner->parent = scope;
         if (Flow f = exec_body(s.body, inner, buf); f != Flow::Normal) return f;
         Value v = Value::string(std::move(buf));
-        out += eval_filter(*s.expr, scope, &v).str();
+        std::string piece = eval_filter(*s.expr, scope, &v).str();
+        budget_output(out.size() + piece.size(), piece.size());
+        out += piece;
         return Flow::Normal;
       }
       case SK::Break:
@@ -181,6 +192,10 @@ Value Interp::make_macro(const Stmt& m, const ScopePtr& scope) {
     ScopePtr def = weak.lock();
     if (!def) throw Error("macro '" + name + "' called after its scope ended");
     if (depth_ > 200) throw Error("maximum macro recursion depth exceeded");
+    uint64_t arg_bytes = 0;  // each call holds its own copies of its string arguments
+    for (auto& v : a.pos) arg_bytes += v.s.size();
+    for (auto& kv : a.kw) arg_bytes += kv.second.s.size();
+    budget_items(a.pos.size() + a.kw.size(), arg_bytes);
     auto sc = std::make_shared<Scope>();
     sc->parent = def;
     const auto& params = mp->params;
@@ -294,6 +309,11 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
         return Value::number(op == "%" ? mod : floordiv);
       }
       int64_t x = a.as_int(), y = b.as_int();
+      if (y == -1) {  // x / -1 overflows for INT64_MIN; x % -1 is 0
+        if (op == "%") return Value::integer(0);
+        if (x == INT64_MIN) throw Error("integer overflow: result of // exceeds 64 bits");
+        return Value::integer(-x);
+      }
       int64_t q = x / y, r = x % y;
       if (r != 0 && ((r < 0) != (y < 0))) {
         q -= 1;
@@ -332,17 +352,29 @@ static Value arith(const std::string& op, const Value& a, const Value& b) {
     const Value* seq = a.is_int_like() ? &b : &a;
     const Value* cnt = a.is_int_like() ? &a : &b;
     if (cnt->is_int_like()) {
-      int64_t n = std::max<int64_t>(0, cnt->as_int());
-      const double unit = seq->is_string() ? static_cast<double>(seq->s.size())
-                          : seq->is_list() ? static_cast<double>(seq->list->items.size()) : 0.0;
-      if (static_cast<double>(n) * unit > static_cast<double>(1 << 28)) throw Error("result of * is too large");
+      const int64_t n = std::max<int64_t>(0, cnt->as_int());
       if (seq->is_string()) {
+        uint64_t total = 0;
+        if (__builtin_mul_overflow(static_cast<uint64_t>(n), seq->s.size(), &total) || total > SIZE_MAX / 2)
+          throw Error("result of * is too large");
+        budget_string(static_cast<size_t>(total));  // refused here, before anything is allocated
         std::string r;
+        r.reserve(static_cast<size_t>(total));
         for (int64_t k = 0; k < n; ++k) r += seq->s;
         return Value::string(std::move(r));
       }
       if (seq->is_list()) {
+        uint64_t total = 0;
+        if (__builtin_mul_overflow(static_cast<uint64_t>(n), seq->list->items.size(), &total) ||
+            total > static_cast<uint64_t>(1) << 40)
+          throw Error("result of * is too large");
+        uint64_t bytes = 0;
+        for (auto& x : seq->list->items) bytes += x.s.size();
+        uint64_t all_bytes = 0;
+        if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(n), &all_bytes)) all_bytes = UINT64_MAX;
+        budget_items(static_cast<size_t>(total), all_bytes);
         std::vector<Value> r;
+        r.reserve(static_cast<size_t>(total));
         for (int64_t k = 0; k < n; ++k) r.insert(r.end(), seq->list->items.begin(), seq->list->items.end());
         return Value::new_list(std::move(r), seq->list->tuple);
       }
@@ -392,6 +424,8 @@ Value Interp::eval_compare(const Expr& e, const ScopePtr& scope) {
 }
 
 Value Interp::eval(const Expr& e, const ScopePtr& scope) {
+  BudgetDepth depth;
+  budget_step();
   switch (e.kind) {
     case EK::Const:
       return e.value;
@@ -440,7 +474,9 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
       if (v.is_undefined()) undefined_error(v);
       if (!v.is_number()) throw Error("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
       if (e.name == "+") return v.kind == VK::Float ? v : Value::integer(v.as_int());
-      return v.kind == VK::Float ? Value::number(-v.f) : Value::integer(-v.as_int());
+      if (v.kind == VK::Float) return Value::number(-v.f);
+      if (v.as_int() == INT64_MIN) throw Error("integer overflow: result of unary - exceeds 64 bits");
+      return Value::integer(-v.as_int());
     }
     case EK::Binary:
       return eval_binary(e, scope);

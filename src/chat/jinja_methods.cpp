@@ -1,6 +1,7 @@
 // Attribute/item access and the Python methods of str, list and dict that chat templates call.
 #include <algorithm>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_interp.h"
 #include "chat/jinja_strings.h"
 #include "chat/jinja_utf8.h"
@@ -13,9 +14,15 @@ using VK = Value::Kind;
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind) {
     case VK::Undefined: return {};
-    case VK::List: return v.list->items;
+    case VK::List: {  // a copy: charged to the render's budget
+      uint64_t bytes = 0;
+      for (auto& x : v.list->items) bytes += x.s.size();
+      budget_items(v.list->items.size(), bytes);
+      return v.list->items;
+    }
     case VK::Dict: {
       if (v.is_namespace()) throw Error("'Namespace' object is not iterable");
+      budget_items(v.dict->items.size(), 0);
       std::vector<Value> keys;
       for (auto& kv : v.dict->items) keys.push_back(kv.first);
       return keys;
@@ -269,6 +276,7 @@ static Value string_method(const std::string& s, const std::string& name) {
         if (!x.is_string()) throw Error("sequence item: expected str instance, " + x.type_name() + " found");
         if (!first) out += str;
         out += x.s;
+        budget_string_size(out.size());
         first = false;
       }
       return Value::string(std::move(out));
@@ -290,12 +298,20 @@ static Value list_method(const Value& obj, const std::string& name) {
   bool tuple = l->tuple;
   if (!tuple && name == "append")
     return fn([](ListData& d, CallArgs& a) {
-      d.items.push_back(need(a, 0, "object", "append"));
+      const Value& x = need(a, 0, "object", "append");
+      budget_items_size(d.items.size() + 1);
+      budget_items(1, x.s.size());
+      d.items.push_back(x);
       return Value::none();
     });
   if (!tuple && name == "extend")
     return fn([](ListData& d, CallArgs& a) {
-      for (auto& x : iterate(need(a, 0, "iterable", "extend"))) d.items.push_back(x);
+      std::vector<Value> more = iterate(need(a, 0, "iterable", "extend"));
+      uint64_t bytes = 0;
+      for (auto& x : more) bytes += x.s.size();
+      budget_items_size(d.items.size() + more.size());
+      budget_items(more.size(), bytes);
+      for (auto& x : more) d.items.push_back(std::move(x));
       return Value::none();
     });
   if (!tuple && name == "insert")
@@ -305,6 +321,8 @@ static Value list_method(const Value& obj, const std::string& name) {
       int64_t k = i.as_int();
       if (k < 0) k = std::max<int64_t>(0, k + n);
       k = std::min(k, n);
+      budget_items_size(d.items.size() + 1);
+      budget_items(1, need(a, 1, "object", "insert").s.size());
       d.items.insert(d.items.begin() + k, need(a, 1, "object", "insert"));
       return Value::none();
     });

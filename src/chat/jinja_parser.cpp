@@ -36,6 +36,21 @@ class Parser {
     ~Nest() { --p.depth_; }
   };
 
+  // Deep expression trees (long operator, filter or attribute chains, which the loops below build without
+  // recursing) are refused here, so evaluating and freeing a tree never recurses deeper than this.
+  static constexpr int kMaxExprHeight = 256;
+  ExprPtr seal(ExprPtr e) const {
+    int h = 0;
+    for (const auto& k : e->kids)
+      if (k) h = std::max(h, k->height);
+    for (const auto& kv : e->kwargs)
+      if (kv.second) h = std::max(h, kv.second->height);
+    e->height = h + 1;
+    if (e->height > kMaxExprHeight)
+      fail("expression nested too deeply (over " + std::to_string(kMaxExprHeight) + " levels)", e->line);
+    return e;
+  }
+
   const Token& cur() const { return t_[p_]; }
   const Token& peek(size_t k = 1) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
   const Token& next() {
@@ -333,7 +348,7 @@ class Parser {
       tup->kids.push_back(parse_expression(with_condexpr));
     }
     (void)for_iter;
-    return tup;
+    return seal(std::move(tup));
   }
 
   ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
@@ -346,7 +361,7 @@ class Parser {
       c->kids.push_back(parse_or());
       c->kids.push_back(std::move(e));
       c->kids.push_back(skip_name("else") ? parse_condexpr() : nullptr);
-      e = std::move(c);
+      e = seal(std::move(c));
     }
     return e;
   }
@@ -356,7 +371,7 @@ class Parser {
     e->name = op;
     e->kids.push_back(std::move(a));
     e->kids.push_back(std::move(b));
-    return e;
+    return seal(std::move(e));
   }
 
   // One left-associative level: operands from `sub`, joined by any of `ops` (keywords when `words`).
@@ -385,7 +400,7 @@ class Parser {
       auto e = mk(EK::Unary, line);
       e->name = "not";
       e->kids.push_back(parse_not());
-      return e;
+      return seal(std::move(e));
     }
     return parse_compare();
   }
@@ -416,7 +431,7 @@ class Parser {
       cmp->ops.push_back(op);
       cmp->kids.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(e);
+    return cmp ? seal(std::move(cmp)) : std::move(e);
   }
   ExprPtr parse_math1() { return left_assoc([this] { return parse_concat(); }, {"+", "-"}); }
   ExprPtr parse_concat() { return left_assoc([this] { return parse_math2(); }, {"~"}); }
@@ -430,6 +445,7 @@ class Parser {
       e = mk(EK::Unary, tk.line);
       e->name = tk.text;
       e->kids.push_back(parse_unary(false));
+      e = seal(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -484,7 +500,7 @@ class Parser {
             tup->kids.push_back(parse_expression(true));
           }
           expect_op(")");
-          return tup;
+          return seal(std::move(tup));
         }
         if (tk.text == "[") {
           next();
@@ -494,7 +510,7 @@ class Parser {
             if (!skip_op(",")) break;
           }
           expect_op("]");
-          return e;
+          return seal(std::move(e));
         }
         if (tk.text == "{") {
           next();
@@ -506,7 +522,7 @@ class Parser {
             if (!skip_op(",")) break;
           }
           expect_op("}");
-          return e;
+          return seal(std::move(e));
         }
         break;
       default:
@@ -542,12 +558,12 @@ class Parser {
           idx->value = Value::integer(next().ival);
           it->kids.push_back(std::move(e));
           it->kids.push_back(std::move(idx));
-          e = std::move(it);
+          e = seal(std::move(it));
         } else {
           auto a = mk(EK::Attr, line);
           a->name = expect_name();
           a->kids.push_back(std::move(e));
-          e = std::move(a);
+          e = seal(std::move(a));
         }
       } else if (is_op("[")) {
         int line = next().line;
@@ -569,12 +585,12 @@ class Parser {
           s->kids.push_back(std::move(b));
           s->kids.push_back(std::move(c));
         }
-        e = std::move(s);
+        e = seal(std::move(s));
       } else if (is_op("(")) {
         auto c = mk(EK::Call, cur().line);
         c->kids.push_back(std::move(e));
         parse_call_args(*c);
-        e = std::move(c);
+        e = seal(std::move(c));
       } else {
         return e;
       }
@@ -592,7 +608,7 @@ class Parser {
     }
     f->kids.push_back(std::move(e));
     if (is_op("(")) parse_call_args(*f);
-    return f;
+    return seal(std::move(f));
   }
 
   ExprPtr parse_filter_chain(ExprPtr e, bool leading_pipe = true) {
@@ -625,18 +641,18 @@ class Parser {
           if (is_name("is")) fail("you cannot chain multiple tests with is");
           t->kids.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(t);
+        e = seal(std::move(t));
         if (negated) {
           auto n = mk(EK::Unary, line);
           n->name = "not";
           n->kids.push_back(std::move(e));
-          e = std::move(n);
+          e = seal(std::move(n));
         }
       } else if (is_op("(")) {
         auto c = mk(EK::Call, cur().line);
         c->kids.push_back(std::move(e));
         parse_call_args(*c);
-        e = std::move(c);
+        e = seal(std::move(c));
       } else {
         return e;
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_utf8.h"
 #include "common/error.h"
 
@@ -29,6 +30,7 @@ std::vector<std::string> py_split(const std::string& s, const std::string* sep, 
         size_t p = s.find(*sep, start);
         if (p == std::string::npos) break;
         out.push_back(s.substr(start, p - start));
+        budget_items_size(out.size());
         start = p + sep->size();
       }
       out.push_back(s.substr(start));
@@ -39,6 +41,7 @@ std::vector<std::string> py_split(const std::string& s, const std::string* sep, 
         size_t p = s.rfind(*sep, end - sep->size());
         if (p == std::string::npos) break;
         out.push_back(s.substr(p + sep->size(), end - p - sep->size()));
+        budget_items_size(out.size());
         end = p;
       }
       out.push_back(s.substr(0, end));
@@ -60,6 +63,7 @@ std::vector<std::string> py_split(const std::string& s, const std::string* sep, 
       size_t j = i;
       while (j < n && !py_isspace(cs[j])) ++j;
       out.push_back(utf8_encode(std::u32string_view(cs).substr(i, j - i)));
+      budget_items_size(out.size());
       i = j;
     }
   } else {
@@ -74,6 +78,7 @@ std::vector<std::string> py_split(const std::string& s, const std::string* sep, 
       size_t j = i;
       while (j > 0 && !py_isspace(cs[j - 1])) --j;
       out.push_back(utf8_encode(std::u32string_view(cs).substr(j, i - j)));
+      budget_items_size(out.size());
       i = j;
     }
     std::reverse(out.begin(), out.end());
@@ -99,6 +104,7 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
       else j += 1;
     }
     out.push_back(utf8_encode(std::u32string_view(cs).substr(i, (keepends ? j : eol) - i)));
+    budget_items_size(out.size());
     i = j;
   }
   return out;
@@ -178,6 +184,7 @@ std::string py_replace(const std::string& s, const std::string& old_s, const std
     for (size_t k = 0; k <= cs.size(); ++k) {
       if (count < 0 || done < count) {
         out += new_s;
+        budget_string_size(out.size());
         ++done;
       }
       if (k < cs.size()) utf8_append(out, cs[k]);
@@ -191,6 +198,7 @@ std::string py_replace(const std::string& s, const std::string& old_s, const std
     if (p == std::string::npos) break;
     out.append(s, start, p - start);
     out += new_s;
+    budget_string_size(out.size());
     start = p + old_s.size();
     ++done;
   }
@@ -240,7 +248,7 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
       if (auto_idx >= args.pos.size()) throw Error("Replacement index " + std::to_string(auto_idx) + " out of range");
       v = &args.pos[auto_idx++];
     } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
-      size_t k = std::stoul(field);
+      size_t k = field.size() > 9 ? SIZE_MAX : std::stoul(field);
       if (k >= args.pos.size()) throw Error("Replacement index " + field + " out of range");
       v = &args.pos[k];
     } else {
@@ -249,6 +257,7 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
       if (!v) throw Error("KeyError: '" + field + "'");
     }
     out += use_repr ? v->repr() : v->str();
+    budget_string_size(out.size());
   }
   return out;
 }
@@ -288,6 +297,10 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
     }
     while (i < fmt.size() && (fmt[i] == 'h' || fmt[i] == 'l' || fmt[i] == 'L')) ++i;
     if (i >= fmt.size()) throw Error("incomplete format");
+    if (width.size() > 9 || prec.size() > 9) throw Error("format width or precision too large");
+    const bool text_conv = fmt[i] == 's' || fmt[i] == 'r' || fmt[i] == 'a';
+    if (!text_conv && ((!width.empty() && std::stoul(width) > 500) || (!prec.empty() && std::stoul(prec) > 500)))
+      throw Error("format width or precision too large for a number (over 500)");
     char conv = fmt[i];
     if (conv == '%') {
       out.push_back('%');
@@ -314,6 +327,7 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
           if (cs.size() > p) piece = utf8_encode(std::u32string_view(cs).substr(0, p));
         }
         size_t w = width.empty() ? 0 : std::stoul(width);
+        budget_string_size(w);
         size_t len = utf8_length(piece);
         if (len < w) {
           std::string pad(w - len, ' ');
@@ -349,6 +363,7 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
         throw Error(std::string("unsupported format character '") + conv + "'");
     }
     out += piece;
+    budget_string_size(out.size());
   }
   // Python skips this check for arguments with __getitem__ (lists, dicts, jinja2's Undefined).
   const bool subscriptable = !is_tuple && (args.is_list() || args.is_dict() || args.is_undefined());

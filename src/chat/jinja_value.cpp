@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "chat/jinja_arena.h"
+#include "chat/jinja_budget.h"
 #include "chat/jinja_utf8.h"
 #include "common/error.h"
 
@@ -16,6 +17,7 @@ namespace {
 struct DepthGuard {
   static inline thread_local int depth = 0;
   DepthGuard() {
+    budget_step();
     if (++depth > 200) {
       depth = 0;
       throw Error("value nested too deeply (or it contains itself)");
@@ -26,6 +28,46 @@ struct DepthGuard {
   }
 };
 }  // namespace
+
+namespace {
+// Containers whose last owner is being destroyed wait here; the outermost destructor frees them one by one.
+thread_local std::vector<Value>* t_pending = nullptr;
+
+void release(Value&& v, std::vector<Value>& sink) {
+  if (v.list || v.dict) sink.push_back(std::move(v));
+}
+
+template <class Each>
+void release_all(Each each) {
+  if (t_pending) {
+    each(*t_pending);
+    return;
+  }
+  std::vector<Value> pending;
+  t_pending = &pending;
+  each(pending);
+  while (!pending.empty()) {
+    Value v = std::move(pending.back());
+    pending.pop_back();
+  }  // each v's containers, if v held the last reference, add their own children to `pending`
+  t_pending = nullptr;
+}
+}  // namespace
+
+ListData::~ListData() {
+  release_all([this](std::vector<Value>& sink) {
+    for (auto& v : items) release(std::move(v), sink);
+  });
+}
+
+DictData::~DictData() {
+  release_all([this](std::vector<Value>& sink) {
+    for (auto& kv : items) {
+      release(std::move(kv.first), sink);
+      release(std::move(kv.second), sink);
+    }
+  });
+}
 
 Value Value::undefined(std::string name) {
   Value v;
@@ -56,12 +98,16 @@ Value Value::number(double x) {
   return v;
 }
 Value Value::string(std::string x) {
+  budget_string(x.size());
   Value v;
   v.kind = Kind::String;
   v.s = std::move(x);
   return v;
 }
 Value Value::new_list(std::vector<Value> items, bool tuple) {
+  uint64_t bytes = 0;
+  for (auto& x : items) bytes += x.s.size();
+  budget_items(items.size(), bytes);
   Value v;
   v.kind = Kind::List;
   v.list = std::make_shared<ListData>();
@@ -222,6 +268,7 @@ std::string Value::repr() const {
       for (size_t k = 0; k < list->items.size(); ++k) {
         if (k) out += ", ";
         out += list->items[k].repr();
+        budget_string_size(out.size());
       }
       if (t && list->items.size() == 1) out += ",";
       out += t ? ")" : "]";
@@ -232,6 +279,7 @@ std::string Value::repr() const {
       for (size_t k = 0; k < dict->items.size(); ++k) {
         if (k) out += ", ";
         out += dict->items[k].first.repr() + ": " + dict->items[k].second.repr();
+        budget_string_size(out.size());
       }
       out += dict->is_namespace ? "}>" : "}";
       return out;
@@ -247,6 +295,7 @@ const Value* DictData::find(const Value& key) const {
   return nullptr;
 }
 const Value* DictData::find(std::string_view key) const {
+  budget_step(1 + items.size() / 16);
   for (auto& kv : items)
     if (kv.first.kind == Value::Kind::String && kv.first.s == key) return &kv.second;
   return nullptr;
@@ -257,6 +306,8 @@ void DictData::set(const Value& key, Value v) {
       kv.second = std::move(v);
       return;
     }
+  budget_items_size(items.size() + 1);
+  budget_items(1, key.s.size() + v.s.size());
   items.emplace_back(key, std::move(v));
 }
 
@@ -377,6 +428,7 @@ static void json_rec(std::string& out, const Value& v, const JsonOptions& opt, i
   using K = Value::Kind;
   DepthGuard guard;
   auto newline = [&](int lvl) {
+    budget_string_size(out.size() + 1 + static_cast<size_t>(lvl) * opt.indent.size());
     out.push_back('\n');
     for (int k = 0; k < lvl; ++k) out += opt.indent;
   };
@@ -397,6 +449,7 @@ static void json_rec(std::string& out, const Value& v, const JsonOptions& opt, i
         if (k) out += opt.item_sep;
         if (opt.has_indent) newline(level + 1);
         json_rec(out, items[k], opt, level + 1);
+        budget_string_size(out.size());
       }
       if (opt.has_indent) newline(level);
       out.push_back(']');
@@ -419,6 +472,7 @@ static void json_rec(std::string& out, const Value& v, const JsonOptions& opt, i
         json_string(out, items[k].first, opt.ensure_ascii);
         out += opt.key_sep;
         json_rec(out, *items[k].second, opt, level + 1);
+        budget_string_size(out.size());
       }
       if (opt.has_indent) newline(level);
       out.push_back('}');

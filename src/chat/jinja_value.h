@@ -57,15 +57,25 @@ struct Value {
   std::string type_name() const;  // Python type name, for error messages
 };
 
+// Destroying a container frees the containers it held without recursing (a chain a million lists deep is
+// freed in a loop, not a million nested destructor calls).
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  ListData() = default;
+  ListData(const ListData&) = default;
+  ListData& operator=(const ListData&) = default;
+  ~ListData();
 };
 
 // Insertion-ordered mapping; small, so lookups are linear.
 struct DictData {
   std::vector<std::pair<Value, Value>> items;
   bool is_namespace = false;
+  DictData() = default;
+  DictData(const DictData&) = default;
+  DictData& operator=(const DictData&) = default;
+  ~DictData();
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
   void set(const Value& key, Value v);

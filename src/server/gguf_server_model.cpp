@@ -2,6 +2,7 @@
 
 #include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
+#include "chat/jinja_budget.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
@@ -27,7 +28,11 @@ bool GgufServerModel::is_eog(int32_t token) const { return tok_.is_eog(token); }
 
 std::vector<int32_t> GgufServerModel::chat_prompt(const nlohmann::json& messages) const {
   // Template control tokens are parsed; message text never is (it cannot inject a turn).
-  return build_chat_prompt(tok_, *tmpl_, nlohmann::ordered_json::parse(messages.dump()), true).tokens;
+  // A hostile template (they ship inside model files) meets its render budgets and throws minnow::Error,
+  // which the API answers with a 400; cancel_renders() (shutdown) stops renders in progress.
+  jinja::RenderLimits limits;
+  limits.cancel = &cancel_;
+  return build_chat_prompt(tok_, *tmpl_, nlohmann::ordered_json::parse(messages.dump()), true, limits).tokens;
 }
 
 }  // namespace minnow::server

@@ -1,6 +1,7 @@
 #pragma once
 // ServerModel for a real GGUF model: its tokenizer and its chat template (tokenizer.chat_template, or ChatML
 // when the file has none), through the chat module's injection-safe prompt builder (as `minnow chat` uses).
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,8 +27,10 @@ class GgufServerModel : public ServerModel {
   std::string token_to_piece(int32_t token) const override;
   bool is_eog(int32_t token) const override;
   std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override;
+  void cancel_renders() override { cancel_.store(true); }
 
  private:
+  std::atomic<bool> cancel_{false};
   const Tokenizer& tok_;
   std::string id_;
   std::unique_ptr<ChatTemplate> tmpl_;

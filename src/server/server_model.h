@@ -22,6 +22,9 @@ class ServerModel {
   // The OpenAI `messages` array rendered through the model's chat template with the generation prompt, then
   // tokenized (template control tokens parsed, user text never). Throws minnow::Error on a bad conversation.
   virtual std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const = 0;
+  // Stops every chat-template render in progress and refuses new ones (server shutdown). A render is also
+  // bounded by its own budgets (src/chat/jinja_budget.h), a few seconds at most.
+  virtual void cancel_renders() {}
 };
 
 }  // namespace minnow::server
