@@ -2,7 +2,8 @@
 // llama.cpp's text-based special-token rules, applied once the GGUF token types and special ids are loaded.
 // They decide three things: which ids are EOT / EOM / FIM tokens when the metadata does not say, which ids end
 // generation, and each token's attributes. The attributes in turn decide what is recognised in plain text
-// (special_split.h): control and unknown tokens only with parse_special, user-defined tokens always.
+// (special_split.h): control and unknown tokens only with parse_special, user-defined tokens always (unless
+// they are control too).
 //
 // The rule for plain text, as llama.cpp (d32676d) applies it: a token typed user-defined in the file is parsed
 // from plain text unless its text marks it as special. Texts that name an end-of-generation token (such as
