@@ -30,7 +30,8 @@ class Tokenizer {
   // e.g. phi-3's "</s>"). Invalid UTF-8 never throws.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
-  // BPE: the pre-tokenizer's pieces of text (invalid UTF-8 first replaced by U+FFFD), before merging.
+  // BPE: the pre-tokenizer's pieces of text (invalid UTF-8 first replaced by U+FFFD; encoded surrogates are kept,
+  // as llama.cpp keeps them), before merging.
   // SentencePiece has no pre-tokenizer: the whole text is one piece.
   std::vector<std::string> pre_split(std::string_view text) const;
 

@@ -727,3 +727,17 @@ TEST_F(Gemma3, UserDefinedWhitespaceRunsAreParsedFromPlainText) {
   EXPECT_EQ(t.encode("Hello world", false, false),
             (std::vector<int32_t>{*t.find("Hello"), *t.find("\xE2\x96\x81world")}));
 }
+
+// llama.cpp decodes UTF-8-encoded surrogates (ED A0..BF xx, invalid UTF-8) to code points and keeps their bytes;
+// other invalid bytes become U+FFFD. Found by scripts/tokenizer_diff.sh.
+TEST(Tokenizer, BpeKeepsEncodedSurrogatesLikeLlamaCpp) {
+  for (const char* name : {"deepseek-coder", "llama-bpe", "qwen2", "gpt-2"}) {
+    const std::string path = shared_dir() + "/vocab/ggml-vocab-" + name + ".gguf";
+    REQUIRE_DATA(path);
+    const Tokenizer& t = load(path);
+    const std::string surrogate = "a\xED\xBB\x88" "b-\xED\xA0\x80\xE1\xA0\x8E";
+    EXPECT_EQ(t.decode(t.encode(surrogate, false, false)), surrogate) << name;
+    EXPECT_EQ(t.decode(t.encode("a\xFF" "b", false, false)), "a\xEF\xBF\xBD" "b") << name;
+    EXPECT_EQ(t.decode(t.encode("\xF4\x90\x80\x80", false, false)), "\xEF\xBF\xBD") << name;  // > U+10FFFF
+  }
+}
