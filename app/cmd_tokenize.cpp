@@ -43,7 +43,9 @@ int cmd_tokenize(int argc, char** argv) {
   auto gguf = minnow::GgufFile::open(model);
   auto tok = minnow::Tokenizer::from_gguf(*gguf);
   if (pieces) {
-    const std::string out = nlohmann::json(tok->pre_split(text)).dump() + "\n";
+    // Pieces may hold bytes that are not valid UTF-8 (encoded surrogates): JSON shows them as U+FFFD.
+    const std::string out =
+        nlohmann::json(tok->pre_split(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
   }

@@ -1,7 +1,8 @@
 #pragma once
 // Splits text at occurrences of special-token texts (llama.cpp's tokenizer_st_partition): special tokens
 // are tried longest first; each one splits every remaining text fragment at all its occurrences.
-// Control and unknown tokens take part only when parse_special is set; user-defined tokens always do.
+// Control and unknown tokens take part only when parse_special is set; user-defined tokens always do, unless
+// they are control too (special_tokens.h says which).
 #include <cstdint>
 #include <string_view>
 #include <vector>

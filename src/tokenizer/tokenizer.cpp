@@ -65,12 +65,31 @@ std::string render_piece(const Vocab& v, int32_t id) {
   return {};
 }
 
-// BPE works on codepoints: invalid UTF-8 bytes become U+FFFD first (as llama.cpp does).
-std::string clean_utf8(std::string_view text) {
-  std::string clean;
-  clean.reserve(text.size());
-  for (uint32_t c : utf8::decode_lenient(text)) utf8::append(clean, c);
-  return clean;
+// BPE works on code points as llama.cpp decodes them: invalid UTF-8 bytes become U+FFFD, but UTF-8-encoded
+// surrogates (ED A0..BF xx) stay as they are. PCRE2 cannot match those, so the pre-tokenizer reads U+E000 in
+// their place: like a surrogate, a private-use character is no letter, number, punctuation or space (llama.cpp
+// gives both the same category), and it has the same three bytes, so the pieces' offsets hold for both texts.
+struct BpeText {
+  std::string bytes;      // what gets byte-level encoded and merged
+  std::string for_regex;  // valid UTF-8 of the same length, for the pre-tokenizer
+};
+
+BpeText bpe_text(std::string_view text) {
+  BpeText t;
+  t.bytes.reserve(text.size());
+  t.for_regex.reserve(text.size());
+  for (uint32_t c : utf8::decode_lenient(text, /*keep_surrogates=*/true)) {
+    utf8::append(t.bytes, c);
+    utf8::append(t.for_regex, c >= 0xD800 && c <= 0xDFFF ? 0xE000 : c);
+  }
+  return t;
+}
+
+// The pre-tokenizer's pieces of t, as views into t.bytes.
+std::vector<std::string_view> bpe_pieces(const PreTokenizer& pre, const BpeText& t) {
+  std::vector<std::string_view> pieces = pre.split(t.for_regex);
+  for (std::string_view& p : pieces) p = std::string_view(t.bytes).substr(p.data() - t.for_regex.data(), p.size());
+  return pieces;
 }
 
 }  // namespace
@@ -97,9 +116,9 @@ void Tokenizer::encode_fragment(std::string_view text, bool space_prefix, std::v
     spm_encode(vocab_, s, out);
     return;
   }
-  const std::string clean = clean_utf8(text);
+  const BpeText clean = bpe_text(text);
   std::string word;
-  for (std::string_view piece : pre_->split(clean)) {
+  for (std::string_view piece : bpe_pieces(*pre_, clean)) {
     word.clear();
     for (char c : piece) word += byte_level::encode_byte(static_cast<uint8_t>(c));
     bpe_encode_word(vocab_, word, out);
@@ -112,8 +131,8 @@ std::vector<std::string> Tokenizer::pre_split(std::string_view text) const {
     if (!text.empty()) out.emplace_back(text);
     return out;
   }
-  const std::string clean = clean_utf8(text);
-  for (std::string_view piece : pre_->split(clean)) out.emplace_back(piece);
+  const BpeText clean = bpe_text(text);
+  for (std::string_view piece : bpe_pieces(*pre_, clean)) out.emplace_back(piece);
   return out;
 }
 

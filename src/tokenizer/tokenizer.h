@@ -25,11 +25,13 @@ class Tokenizer {
   ~Tokenizer();
 
   // add_special: prepend BOS / append EOS as the metadata says (add_bos() / add_eos()).
-  // parse_special: control-token texts in `text` become their ids; otherwise they are plain text
-  // (user-defined tokens are always recognised, as in llama.cpp). Invalid UTF-8 never throws.
+  // parse_special: control-token texts in `text` become their ids; otherwise they are plain text. User-defined
+  // tokens are always recognised, except those llama.cpp also makes control by their text (special_tokens.h:
+  // e.g. phi-3's "</s>"). Invalid UTF-8 never throws.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
-  // BPE: the pre-tokenizer's pieces of text (invalid UTF-8 first replaced by U+FFFD), before merging.
+  // BPE: the pre-tokenizer's pieces of text (invalid UTF-8 first replaced by U+FFFD; encoded surrogates are kept,
+  // as llama.cpp keeps them), before merging.
   // SentencePiece has no pre-tokenizer: the whole text is one piece.
   std::vector<std::string> pre_split(std::string_view text) const;
 

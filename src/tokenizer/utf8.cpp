@@ -22,7 +22,7 @@ void append(std::string& out, uint32_t cpt) {
   }
 }
 
-std::vector<uint32_t> decode_lenient(std::string_view s) {
+std::vector<uint32_t> decode_lenient(std::string_view s, bool keep_surrogates) {
   std::vector<uint32_t> out;
   out.reserve(s.size());
   const size_t n = s.size();
@@ -46,7 +46,7 @@ std::vector<uint32_t> decode_lenient(std::string_view s) {
         cpt = ((b & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3F),
         len = 4;
     }
-    if ((cpt >= 0xD800 && cpt <= 0xDFFF) || cpt > 0x10FFFF) cpt = 0xFFFD;
+    if ((!keep_surrogates && cpt >= 0xD800 && cpt <= 0xDFFF) || cpt > 0x10FFFF) cpt = 0xFFFD;
     out.push_back(cpt);
     i += len;
   }

@@ -18,8 +18,9 @@ void append(std::string& out, uint32_t cpt);  // cpt encoded as UTF-8 (cpt <= 0x
 
 // Decodes leniently the way llama.cpp does: a lead byte followed by the right number of continuation
 // bytes gives a codepoint (no overlong/surrogate checks); anything else gives U+FFFD for one byte.
-// Results that are not Unicode scalar values (surrogates, > 0x10FFFF) are also turned into U+FFFD.
-std::vector<uint32_t> decode_lenient(std::string_view s);
+// Results above 0x10FFFF are also turned into U+FFFD, and so are surrogates (U+D800..U+DFFF) unless
+// keep_surrogates (llama.cpp's tokenizer keeps them as code points).
+std::vector<uint32_t> decode_lenient(std::string_view s, bool keep_surrogates = false);
 
 // Strict validation: length of the valid UTF-8 sequence starting at s[i], or 0 if invalid there.
 // Sets *incomplete when the bytes so far are a valid prefix cut short by the end of s.

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "gguf/gguf_file.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/special_tokens.h"
 
 namespace minnow {
 
@@ -45,12 +46,6 @@ uint32_t attr_from_type(int64_t t) {
   }
 }
 
-bool any_of_texts(const std::string& s, std::initializer_list<const char*> list) {
-  for (const char* t : list)
-    if (s == t) return true;
-  return false;
-}
-
 }  // namespace
 
 Vocab Vocab::from_gguf(const GgufFile& f) {
@@ -67,6 +62,7 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
   }
   v.pre = std::string(f.get_string("tokenizer.ggml.pre").value_or("default"));
   v.name = std::string(f.get_string("general.name").value_or(""));
+  v.arch = std::string(f.get_string("general.architecture").value_or(""));
   for (char& c : v.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 
   // Token texts, scores, types.
@@ -77,7 +73,10 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
   v.text.resize(n);
   v.score.assign(n, 0.0f);
   v.attr.assign(n, kAttrNormal);
-  for (size_t i = 0; i < n; ++i) v.text[i] = std::string(toks.at(i).as_string());
+  for (size_t i = 0; i < n; ++i) {
+    v.text[i] = std::string(toks.at(i).as_string());
+    if (v.text[i].empty()) v.text[i] = "[EMPTY_" + std::to_string(i) + "]";  // as llama.cpp names them
+  }
   if (const GgufValue* s = f.find("tokenizer.ggml.scores")) {
     if (s->type() != GgufValueType::ARRAY || s->array_size() != n)
       throw Error("tokenizer.ggml.scores must be an array of " + std::to_string(n) + " numbers");
@@ -143,64 +142,7 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
   if (auto b = f.get_bool("tokenizer.ggml.add_eos_token")) v.add_eos = *b;
   if (auto b = f.get_bool("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;
 
-  // Special tokens recognised by their text (llama.cpp's workaround); they become control tokens.
-  // Scan ids in order so the choice among several candidates is deterministic (lowest id).
-  auto detect = [&](int32_t* dst, std::initializer_list<const char*> texts) {
-    if (*dst >= 0) return;
-    for (size_t i = 0; i < n; ++i) {
-      if (any_of_texts(v.text[i], texts)) {
-        *dst = static_cast<int32_t>(i);
-        if (!(v.attr[i] & kAttrControl)) v.attr[i] = kAttrControl;
-        return;
-      }
-    }
-  };
-  detect(&v.eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-                  "<EOT>", "_<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
-                  "<end_of_utterance>"});
-  detect(&v.eom, {"<|eom_id|>"});
-  detect(&v.fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-                      "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>", "\xe2\x96\x81<PRE>"});
-  detect(&v.fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-                      "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>", "<SUF>", "\xe2\x96\x81<SUF>"});
-  detect(&v.fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-                      "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>", "\xe2\x96\x81<MID>"});
-  detect(&v.fim_pad, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"});
-  detect(&v.fim_rep, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
-  detect(&v.fim_sep, {"<|file_sep|>"});
-
-  // End-of-generation set.
-  for (int32_t id : {v.fim_pad, v.fim_rep, v.fim_sep})
-    if (id >= 0) v.eog.insert(id);
-  for (size_t i = 0; i < n; ++i) {
-    if (any_of_texts(v.text[i], {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                 "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"})) {
-      v.eog.insert(static_cast<int32_t>(i));
-      if (!(v.attr[i] & kAttrControl)) v.attr[i] = kAttrControl;
-    }
-  }
-  for (int32_t id : {v.eos, v.eot, v.eom})
-    if (id >= 0) v.eog.insert(id);
-
-  // Special tokens matched in text, longest first (stable among equal lengths: lower id first).
-  for (size_t i = 0; i < n; ++i)
-    if (v.attr[i] & (kAttrControl | kAttrUserDefined | kAttrUnknown)) v.special_by_len.push_back(static_cast<int32_t>(i));
-  std::stable_sort(v.special_by_len.begin(), v.special_by_len.end(),
-                   [&](int32_t a, int32_t b) { return v.text[a].size() > v.text[b].size(); });
-
-  // Per-model attributes llama.cpp hard-codes: Phi-3 strips spaces after its special tokens.
-  if (v.name.find("phi-3") != std::string::npos || v.name.find("phi3") != std::string::npos) {
-    for (int32_t id : v.special_by_len) v.attr[id] |= kAttrRstrip;
-    auto set = [&](const char* t, bool on) {
-      int32_t id = v.find(t);
-      if (id < 0) return;
-      v.attr[id] = on ? (v.attr[id] | kAttrRstrip) : (v.attr[id] & ~kAttrRstrip);
-    };
-    set("</s>", true);
-    set("<unk>", false);
-    set("<s>", false);
-    set("<|endoftext|>", false);
-  }
+  apply_special_token_rules(v);
   return v;
 }
 

@@ -40,6 +40,7 @@ struct Vocab {
   std::string model;  // tokenizer.ggml.model
   std::string pre;    // tokenizer.ggml.pre ("default" when absent)
   std::string name;   // general.name, lower-cased
+  std::string arch;   // general.architecture
 
   std::vector<std::string> text;  // [n_vocab] token texts as stored
   std::vector<float> score;       // [n_vocab] (0 when the file has none)

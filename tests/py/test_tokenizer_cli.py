@@ -1,5 +1,7 @@
 """`minnow tokenize` end to end: llama.cpp's vocab test vectors through the command line (-f, exact bytes,
---no-bos), the tiny-llama golden prompts (BOS included), --special, and clean errors on bad input."""
+--no-bos), every golden's prompt tokens (BOS included) with its model (tiny models of any architecture, SmolLM2,
+the real Gemma 3 270M), --special, llama.cpp's rule for user-defined tokens in plain text, and clean errors on
+bad input. Missing reference data fails; nothing here skips."""
 import json
 import os
 import subprocess
@@ -11,8 +13,23 @@ MINNOW = os.environ.get("MINNOW_BIN", "build/bin/minnow")
 SHARED = Path(os.environ.get("MINNOW_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
 CACHE = Path(os.environ.get("MINNOW_MODEL_CACHE", Path.home() / ".cache" / "minnow"))
 SMOL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA = CACHE / "gemma-3-270m-q4_k_m.gguf"
 TINY = SHARED / "models" / "tiny-llama-q4km.gguf"
-VECTORS = sorted(p.name[: -len(".gguf.inp")] for p in (SHARED / "vocab").glob("*.gguf.inp"))
+VECTORS = sorted(p.name[: -len(".gguf.inp")] for p in (SHARED / "vocab").glob("*.gguf.inp")) or ["none-found"]
+GOLDENS = sorted(p.stem for p in (SHARED / "golden").glob("*.jsonl")) or ["none-found"]
+
+
+def require(path):
+    assert Path(path).exists(), (f"missing reference data: {path} (../shared is described in its README; models in "
+                                 "the cache come from scripts/fetch_model.sh and scripts/fetch_gemma.sh)")
+    return path
+
+
+def golden_model(name):
+    """The model a golden was made with: real models from the cache, the others from ../shared/models."""
+    real = {"gemma3-270m": GEMMA, "smollm2-135m": SMOL, "smollm2-135m-chat": SMOL,
+            "tiny-llama-q4km": TINY}
+    return real.get(name, SHARED / "models" / f"{name}-tiny.gguf")
 
 
 def tokenize(model, *args, text=None, tmp_path=None):
@@ -38,34 +55,72 @@ def read_vectors(name):
 
 @pytest.mark.parametrize("name", VECTORS)
 def test_vectors_via_cli(name, tmp_path):
-    model = SHARED / "vocab" / f"{name}.gguf"
-    if not model.exists():
-        pytest.skip(f"{name}: test vectors only, no vocabulary file")
+    model = require(SHARED / "vocab" / f"{name}.gguf")
+    require(SHARED / "vocab" / f"{name}.gguf.inp")
+    require(SHARED / "vocab" / f"{name}.gguf.out")
     inputs, expected = read_vectors(name)
     assert len(inputs) == len(expected) > 10
-    for text, want in zip(inputs, expected):
+    # The unit test (test_tokenizer VocabVectors) checks every vector through the library; here every fifth goes
+    # through the command line, one process each (large vocabularies take a fraction of a second to load).
+    for text, want in list(zip(inputs, expected))[::5]:
         assert ids_of(tokenize(model, "--no-bos", text=text, tmp_path=tmp_path)) == want, repr(text)
 
 
-def test_golden_prompts_tiny_llama(tmp_path):
-    golden = SHARED / "golden" / "tiny-llama-q4km.jsonl"
-    if not TINY.exists() or not golden.exists():
-        pytest.skip("no tiny-llama model or golden file")
+@pytest.mark.parametrize("name", GOLDENS)
+def test_golden_prompt_tokens(name, tmp_path):
+    """llama.cpp's prompt_tokens (BOS + prompt) for every golden prompt, from the golden's own model file.
+    The chat golden's ids contain its template's special tokens, parsed as --special does."""
+    golden = require(SHARED / "golden" / f"{name}.jsonl")
+    model = require(golden_model(name))
     rows = [json.loads(line) for line in golden.read_text().splitlines() if line.strip()]
     assert rows
+    extra = ["--special"] if name.endswith("-chat") else []
     for row in rows:
-        args = [] if row["add_bos"] else ["--no-bos"]
-        got = ids_of(tokenize(TINY, *args, text=row["prompt"], tmp_path=tmp_path))
+        args = ([] if row.get("add_bos", True) else ["--no-bos"]) + extra
+        got = ids_of(tokenize(model, *args, text=row["prompt"], tmp_path=tmp_path))
         assert got == row["prompt_tokens"], row["prompt"]
         # -p gives the same ids as -f
-        assert ids_of(subprocess.run([MINNOW, "tokenize", "-m", str(TINY), *args, "-p", row["prompt"]],
+        assert ids_of(subprocess.run([MINNOW, "tokenize", "-m", str(model), *args, "-p", row["prompt"]],
                                      capture_output=True, timeout=60)) == got
 
 
+def test_tokenize_reads_no_weights(tmp_path):
+    """Tokenizing needs only the tokenizer metadata: a file of an architecture minnow cannot run, with no
+    tensors at all, tokenizes like the vocabulary it carries."""
+    spm = require(SHARED / "vocab" / "ggml-vocab-llama-spm.gguf")
+    import gguf
+    src = gguf.GGUFReader(str(spm))
+    f = tmp_path / "odd-arch.gguf"
+    w = gguf.GGUFWriter(str(f), "no-such-architecture")
+    w.add_tokenizer_model("llama")
+    names = {"tokenizer.ggml.tokens": w.add_token_list, "tokenizer.ggml.scores": w.add_token_scores,
+             "tokenizer.ggml.token_type": w.add_token_types}
+    for key, add in names.items():
+        field = src.fields[key]
+        add(field.contents())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    text = "Hello world, ünïcödé 🦙"
+    assert ids_of(tokenize(f, text=text, tmp_path=tmp_path)) == ids_of(tokenize(spm, text=text, tmp_path=tmp_path))
+
+
+def test_user_defined_special_text_stays_text_without_special(tmp_path):
+    """llama.cpp's rule: a user-defined token whose text marks it as special (phi-3's "</s>", an
+    end-of-generation text) is not parsed from plain text; with --special it is, and phi-3 drops the spaces after
+    it."""
+    phi = require(SHARED / "vocab" / "ggml-vocab-phi-3.gguf")
+    plain = ids_of(tokenize(phi, "--no-bos", text="a</s>   b", tmp_path=tmp_path))
+    assert 2 not in plain
+    assert plain != ids_of(tokenize(phi, "--no-bos", text="a</s>b", tmp_path=tmp_path))  # spaces kept as text
+    special = ids_of(tokenize(phi, "--no-bos", "--special", text="a</s>   b", tmp_path=tmp_path))
+    assert special.count(2) == 1
+    assert special == ids_of(tokenize(phi, "--no-bos", "--special", text="a</s>b", tmp_path=tmp_path))
+
+
 def test_bos_and_exact_bytes(tmp_path):
-    spm = SHARED / "vocab" / "ggml-vocab-llama-spm.gguf"
-    if not spm.exists():
-        pytest.skip("no llama-spm vocabulary")
+    spm = require(SHARED / "vocab" / "ggml-vocab-llama-spm.gguf")
     with_bos = ids_of(tokenize(spm, text="Hello world", tmp_path=tmp_path))
     without = ids_of(tokenize(spm, "--no-bos", text="Hello world", tmp_path=tmp_path))
     assert with_bos == [1] + without
@@ -78,8 +133,7 @@ def test_bos_and_exact_bytes(tmp_path):
 
 
 def test_special_flag(tmp_path):
-    if not SMOL.exists():
-        pytest.skip("SmolLM2 not cached")
+    require(SMOL)
     text = "<|im_start|>user\nHi<|im_end|>"
     special = ids_of(tokenize(SMOL, "--special", text=text, tmp_path=tmp_path))
     plain = ids_of(tokenize(SMOL, text=text, tmp_path=tmp_path))
@@ -89,7 +143,7 @@ def test_special_flag(tmp_path):
 
 
 def write_vocab(path, pre="gpt-2", model="gpt2", tokens=("a", "b", "ab"), merges=("a b",), **kw):
-    gguf = pytest.importorskip("gguf")
+    import gguf
     w = gguf.GGUFWriter(str(path), "llama")
     if model is not None:
         w.add_tokenizer_model(model)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-regex = pytest.importorskip("regex")
-gguf = pytest.importorskip("gguf")
+import gguf
+import regex
 
 MINNOW = os.environ.get("MINNOW_BIN", "build/bin/minnow")
 SHARED = Path(os.environ.get("MINNOW_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))

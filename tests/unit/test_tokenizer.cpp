@@ -1,6 +1,7 @@
 // Tokenizer tests: llama.cpp's vocab test vectors (every ../shared/vocab/*.inp with its .gguf), the golden
-// prompts of tiny-llama, SmolLM2 round trips and hand-checked cases, special tokens, streaming decode of
-// random ids, and the fast merge loops against plain O(n^2) reference implementations.
+// prompts of tiny-llama, SmolLM2 and Gemma 3 round trips and hand-checked cases, llama.cpp's special-token
+// rules, random-text round trips on every vocabulary, streaming decode of random ids, and the fast merge loops
+// against plain O(n^2) reference implementations. Missing reference data fails the test (never a skip).
 #include <gtest/gtest.h>
 #include <utf8proc.h>
 
@@ -19,6 +20,7 @@
 #include "gguf/gguf_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/special_tokens.h"
 #include "tokenizer/spm.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -39,6 +41,14 @@ std::string model_cache() {
   const char* home = std::getenv("HOME");
   return std::string(home ? home : ".") + "/.cache/minnow";
 }
+
+// Reference data must be there: a missing file fails the test with the path and where it comes from.
+#define REQUIRE_DATA(path)                                                                            \
+  ASSERT_TRUE(fs::exists(path)) << "missing reference data: " << (path)                              \
+                                << " (../shared is described in its README; models in the cache come " \
+                                   "from scripts/fetch_model.sh and scripts/fetch_gemma.sh)"
+
+std::string gemma_path() { return model_cache() + "/gemma-3-270m-q4_k_m.gguf"; }
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -94,8 +104,9 @@ class VocabVectors : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VocabVectors, MatchLlamaCpp) {
   const std::string base = shared_dir() + "/vocab/" + GetParam() + ".gguf";
-  if (!fs::exists(base + ".inp")) GTEST_SKIP() << "no vocab test vectors under " << shared_dir();
-  if (!fs::exists(base)) GTEST_SKIP() << "no vocabulary file for " << GetParam() << " (vectors only)";
+  REQUIRE_DATA(base + ".inp");
+  REQUIRE_DATA(base);
+  REQUIRE_DATA(base + ".out");
   const Tokenizer& tok = load(base);
 
   std::string raw = read_all(base + ".inp");
@@ -137,7 +148,8 @@ INSTANTIATE_TEST_SUITE_P(All, VocabVectors, ::testing::ValuesIn(vector_names()),
 TEST(Tokenizer, GoldenPromptsTinyLlama) {
   const std::string model = shared_dir() + "/models/tiny-llama-q4km.gguf";
   const std::string golden = shared_dir() + "/golden/tiny-llama-q4km.jsonl";
-  if (!fs::exists(model) || !fs::exists(golden)) GTEST_SKIP() << "no tiny-llama model/golden";
+  REQUIRE_DATA(model);
+  REQUIRE_DATA(golden);
   const Tokenizer& tok = load(model);
   std::ifstream in(golden);
   int n = 0;
@@ -157,7 +169,7 @@ class SmolLM2 : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = model_cache() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-    if (!fs::exists(path_)) GTEST_SKIP() << "SmolLM2 not in " << model_cache();
+    REQUIRE_DATA(path_);
   }
   const Tokenizer& tok() { return load(path_); }
   std::string path_;
@@ -234,7 +246,7 @@ class LlamaSpm : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf";
-    if (!fs::exists(path_)) GTEST_SKIP() << "no llama-spm vocabulary";
+    REQUIRE_DATA(path_);
   }
   const Tokenizer& tok() { return load(path_); }
   std::string path_;
@@ -262,15 +274,79 @@ TEST_F(LlamaSpm, BosSpacePrefixAndDecode) {
   EXPECT_NE(t.encode("<s>", false, false), std::vector<int32_t>{1});
 }
 
-TEST(Tokenizer, PhiThreeStripsSpacesAfterUserDefined) {
+// llama.cpp's rule: a user-defined token is parsed from plain text unless its text marks it as special (an
+// end-of-generation, EOT/EOM or FIM text), which makes it a control token too. Phi-3's "</s>" is user-defined
+// in the file and is such a text: plain "</s>" stays text; with parse_special it is the token, spaces after it
+// dropped (Phi-3's rstrip).
+TEST(Tokenizer, PhiThreeCloseTagIsTextUnlessParsingSpecial) {
   const std::string path = shared_dir() + "/vocab/ggml-vocab-phi-3.gguf";
-  if (!fs::exists(path)) GTEST_SKIP();
+  REQUIRE_DATA(path);
   const Tokenizer& t = load(path);
-  // "</s>" is user-defined there: recognised even without parse_special, and spaces after it dropped.
-  const auto a = t.encode("x</s>   y", false, false);
-  const auto b = t.encode("x</s>y", false, false);
-  EXPECT_EQ(a, b);
-  EXPECT_NE(std::find(a.begin(), a.end(), 2), a.end());
+  const int32_t close = *t.find("</s>");
+  ASSERT_EQ(close, 2);
+  EXPECT_TRUE(t.attr(close) & kAttrUserDefined);
+  EXPECT_TRUE(t.is_control(close));
+  EXPECT_TRUE(t.is_eog(close));
+
+  const auto plain = t.encode("x</s>   y", false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), close), 0);
+  std::vector<int32_t> whole;  // one SentencePiece pass over the whole text, "</s>" included
+  spm_encode(t.vocab(), "\xE2\x96\x81x</s>\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81y", whole);
+  EXPECT_EQ(plain, whole);
+  EXPECT_EQ(t.decode(plain), " x</s>   y");
+
+  const auto special = t.encode("x</s>   y", false, true);
+  EXPECT_EQ(std::count(special.begin(), special.end(), close), 1);
+  EXPECT_EQ(special, t.encode("x</s>y", false, true));
+  // Control tokens are never matched in plain text either.
+  const auto user = t.encode("<|user|>hi", false, false);
+  EXPECT_EQ(std::count(user.begin(), user.end(), *t.find("<|user|>")), 0);
+  EXPECT_EQ(t.encode("<|user|>  hi", false, true).front(), *t.find("<|user|>"));
+}
+
+// The same rule on a hand-made vocabulary, for every kind of token llama.cpp treats by its text.
+TEST(Tokenizer, UserDefinedTokensParsedFromPlainTextUnlessSpecialText) {
+  Vocab v;
+  v.type = VocabType::SPM;
+  v.model = "llama";
+  v.pre = "default";
+  const std::vector<std::pair<std::string, uint32_t>> tokens = {
+      {"<unk>", kAttrUnknown},        {"<s>", kAttrControl},          {"</s>", kAttrUserDefined},
+      {"<tag>", kAttrUserDefined},    {"<|im_end|>", kAttrUserDefined}, {"<|fim_prefix|>", kAttrUserDefined},
+      {"<|channel|>", kAttrControl},  {"\xE2\x96\x81", kAttrNormal},  {"a", kAttrNormal},
+      {"b", kAttrNormal},             {"<", kAttrNormal},             {">", kAttrNormal},
+      {"/", kAttrNormal},             {"s", kAttrNormal},             {"|", kAttrNormal},
+  };
+  for (const auto& [text, attr] : tokens) {
+    v.to_id[text] = v.n_vocab();
+    v.text.push_back(text);
+    v.score.push_back(0.0f);
+    v.attr.push_back(attr);
+  }
+  v.unk = 0, v.bos = 1, v.eos = -1;
+  v.add_space_prefix = false;
+  apply_special_token_rules(v);
+  const Tokenizer t(std::move(v));
+  const int32_t a = *t.find("a"), b = *t.find("b");
+  auto has = [](const std::vector<int32_t>& ids, int32_t id) { return std::count(ids.begin(), ids.end(), id) > 0; };
+  // An ordinary user-defined token: always parsed.
+  EXPECT_EQ(t.encode("a<tag>b", false, false), (std::vector<int32_t>{a, 3, b}));
+  // User-defined with an end-of-generation / FIM text: control too, parsed only with parse_special.
+  for (int32_t id : {2, 4, 5}) {
+    const std::string text = "a" + t.token_text(id) + "b";
+    EXPECT_FALSE(has(t.encode(text, false, false), id)) << t.token_text(id);
+    EXPECT_EQ(t.encode(text, false, true), (std::vector<int32_t>{a, id, b})) << t.token_text(id);
+    EXPECT_TRUE(t.attr(id) & kAttrUserDefined) << t.token_text(id);
+    EXPECT_EQ(t.decode({id}, false), "") << t.token_text(id);
+  }
+  EXPECT_TRUE(t.is_eog(2) && t.is_eog(4) && !t.is_eog(3) && !t.is_eog(5));
+  EXPECT_EQ(t.vocab().fim_pre, 5);
+  // gpt-oss's <|channel|> is always user-defined (parsed from plain text), whatever the file says.
+  EXPECT_EQ(t.encode("a<|channel|>b", false, false), (std::vector<int32_t>{a, 6, b}));
+  // Control and unknown tokens: only with parse_special.
+  EXPECT_FALSE(has(t.encode("a<s>b", false, false), 1));
+  EXPECT_EQ(t.encode("a<unk>b", false, true), (std::vector<int32_t>{a, 0, b}));
+  EXPECT_EQ(t.encode("a<s>b", false, true), (std::vector<int32_t>{a, 1, b}));
 }
 
 // ---- random ids: decoding never crashes; streaming gives valid UTF-8 ---------------------------------
@@ -278,10 +354,8 @@ TEST(Tokenizer, PhiThreeStripsSpacesAfterUserDefined) {
 TEST(Tokenizer, RandomIdsStreamToValidUtf8) {
   std::vector<std::string> paths = {shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf",
                                     shared_dir() + "/vocab/ggml-vocab-gpt-2.gguf"};
-  int used = 0;
   for (const auto& p : paths) {
-    if (!fs::exists(p)) continue;
-    ++used;
+    REQUIRE_DATA(p);
     const Tokenizer& t = load(p);
     std::mt19937 rng(99);
     for (int iter = 0; iter < 200; ++iter) {
@@ -309,12 +383,11 @@ TEST(Tokenizer, RandomIdsStreamToValidUtf8) {
     EXPECT_THROW(t.decode({t.n_vocab()}), Error);
     EXPECT_THROW(t.token_to_piece(-1), Error);
   }
-  if (!used) GTEST_SKIP();
 }
 
 TEST(Tokenizer, StreamDecoderHoldsSplitSequences) {
   const std::string path = shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf";
-  if (!fs::exists(path)) GTEST_SKIP();
+  REQUIRE_DATA(path);
   const Tokenizer& t = load(path);
   StreamDecoder sd(t);
   // U+1F999 (🦙) is F0 9F A6 99: pushed one byte at a time, nothing comes out until the last.
@@ -335,7 +408,7 @@ TEST(Tokenizer, InvalidUtf8InputNeverThrows) {
                                     shared_dir() + "/vocab/ggml-vocab-deepseek-coder.gguf"};
   std::mt19937 rng(7);
   for (const auto& p : paths) {
-    if (!fs::exists(p)) continue;
+    REQUIRE_DATA(p);
     const Tokenizer& t = load(p);
     for (int iter = 0; iter < 200; ++iter) {
       std::string s;
@@ -435,7 +508,7 @@ std::string random_text(const Vocab& v, std::mt19937& rng, int max_tokens) {
 
 TEST(Tokenizer, SpmMergeMatchesReference) {
   const std::string path = shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf";
-  if (!fs::exists(path)) GTEST_SKIP();
+  REQUIRE_DATA(path);
   const Vocab& v = load(path).vocab();
   std::mt19937 rng(42);
   for (int iter = 0; iter < 300; ++iter) {
@@ -449,7 +522,7 @@ TEST(Tokenizer, SpmMergeMatchesReference) {
 TEST(Tokenizer, BpeMergeMatchesReference) {
   for (const char* name : {"gpt-2", "starcoder", "deepseek-coder"}) {
     const std::string path = shared_dir() + "/vocab/ggml-vocab-" + name + ".gguf";
-    if (!fs::exists(path)) continue;
+    REQUIRE_DATA(path);
     const Vocab& v = load(path).vocab();
     std::mt19937 rng(43);
     for (int iter = 0; iter < 300; ++iter) {
@@ -488,11 +561,9 @@ TEST(Tokenizer, SpecialIdsAndBosDefaults) {
       {"starcoder", false, 0, 0},         // same
       {"deepseek-coder", true, 32013, 32014},  // add_bos_token = true in the file
   };
-  int used = 0;
   for (const auto& c : cases) {
     const std::string path = shared_dir() + "/vocab/ggml-vocab-" + c.name + ".gguf";
-    if (!fs::exists(path)) continue;
-    ++used;
+    REQUIRE_DATA(path);
     const Tokenizer& t = load(path);
     EXPECT_EQ(t.add_bos(), c.add_bos) << c.name;
     EXPECT_EQ(t.bos(), c.bos) << c.name;
@@ -504,14 +575,169 @@ TEST(Tokenizer, SpecialIdsAndBosDefaults) {
   }
   // Phi-3: <|end|> ends a turn (recognised by its text), and is a control token.
   const std::string phi = shared_dir() + "/vocab/ggml-vocab-phi-3.gguf";
-  if (fs::exists(phi)) {
-    const Tokenizer& t = load(phi);
-    const int32_t end = *t.find("<|end|>");
-    EXPECT_TRUE(t.is_eog(end));
-    EXPECT_TRUE(t.is_control(end));
-    EXPECT_FALSE(t.is_eog(*t.find("<|user|>")));
-    EXPECT_EQ(t.decode({end}, false), "");
-    EXPECT_EQ(t.decode({end}, true), "<|end|>");
+  REQUIRE_DATA(phi);
+  const Tokenizer& t = load(phi);
+  const int32_t end = *t.find("<|end|>");
+  EXPECT_TRUE(t.is_eog(end));
+  EXPECT_TRUE(t.is_control(end));
+  EXPECT_FALSE(t.is_eog(*t.find("<|user|>")));
+  EXPECT_EQ(t.decode({end}, false), "");
+  EXPECT_EQ(t.decode({end}, true), "<|end|>");
+}
+
+// ---- pre-tokenizers that differ only in their regex (llama-bpe vs qwen2) -------------------------------
+
+TEST(Tokenizer, DigitGroupingFollowsThePreTokenizer) {
+  const std::string llama3 = shared_dir() + "/vocab/ggml-vocab-llama-bpe.gguf";
+  const std::string qwen2 = shared_dir() + "/vocab/ggml-vocab-qwen2.gguf";
+  REQUIRE_DATA(llama3);
+  REQUIRE_DATA(qwen2);
+  // Llama 3 groups digits by three (from the left), Qwen2 splits every digit; neither lets a letter join them.
+  EXPECT_EQ(load(llama3).pre_split("x1234567"), (std::vector<std::string>{"x", "123", "456", "7"}));
+  EXPECT_EQ(load(qwen2).pre_split("x1234567"),
+            (std::vector<std::string>{"x", "1", "2", "3", "4", "5", "6", "7"}));
+  const Tokenizer& q = load(qwen2);
+  std::vector<int32_t> digits;
+  for (char c : std::string("2024")) digits.push_back(*q.find(std::string(1, c)));
+  EXPECT_EQ(q.encode("2024", false, false), digits);
+  // Both: contractions case-insensitive, one non-letter may lead a word, newlines gathered with spaces before.
+  for (const std::string& path : {llama3, qwen2}) {
+    EXPECT_EQ(load(path).pre_split("I'LLx go"), (std::vector<std::string>{"I", "'LL", "x", " go"})) << path;
+    EXPECT_EQ(load(path).pre_split("$word  \n\nx"), (std::vector<std::string>{"$word", "  \n\n", "x"})) << path;
   }
-  if (!used) GTEST_SKIP();
+}
+
+// ---- random text: round trip and consistency on every vocabulary ------------------------------------
+
+namespace {
+
+std::string random_unicode_text(std::mt19937& rng) {
+  static const std::vector<std::string> alphabet = {
+      "a", "Z", "e", "the", " quick", "Hello", "WORLD", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\r", "0", "7",
+      "42", "1234567", "3.14", ".", ",", "!", "?", "'s", "'LL", "'re", "-", "_", "(", ")", "[", "]", "{", "}", "<",
+      ">", "/", "|", "$", "+", "=", "^", "~", "`", "\"", "#", "@", "%", "&", "*", "é", "ß", "ñ", "Ω", "ж", "日本",
+      "語", "한국", "ع", "עב", "हिन्दी", "ไทย", "🦙", "😀", "👍🏽", "👨\u200d👩\u200d👧", "\u0301", "\u00a0", "\u2003",
+      "\u3000", "\u200b", "\ufeff", "\u2581", "Ġ", "½", "²", "Ⅻ", "…", "—", "“", "”", "€", "©", "\x01", "\x7f"};
+  std::string s;
+  const int n = static_cast<int>(rng() % 24);
+  for (int i = 0; i < n; ++i) s += alphabet[rng() % alphabet.size()];
+  return s;
+}
+
+std::string spaces_for_u2581(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.compare(i, 3, "\xE2\x96\x81") == 0) {
+      out.push_back(' ');
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Every vocabulary with llama.cpp vectors, plus the real Gemma 3 (262k SentencePiece).
+std::vector<std::string> all_vocab_paths() {
+  std::vector<std::string> paths;
+  for (const std::string& name : vector_names()) paths.push_back(shared_dir() + "/vocab/" + name + ".gguf");
+  paths.push_back(gemma_path());
+  return paths;
+}
+
+}  // namespace
+
+TEST(Tokenizer, RandomTextRoundTripsOnEveryVocabulary) {
+  const unsigned seed = 20261206;
+  std::printf("seed %u\n", seed);
+  for (const std::string& path : all_vocab_paths()) {
+    REQUIRE_DATA(path);
+    const Tokenizer& t = load(path);
+    const bool spm = t.vocab().type == VocabType::SPM;
+    const std::string prefix = spm && t.vocab().add_space_prefix ? " " : "";
+    std::mt19937 rng(seed);
+    for (int iter = 0; iter < 150; ++iter) {
+      const std::string s = random_unicode_text(rng);
+      const auto ids = t.encode(s, false, false);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t.n_vocab()) << path;
+      // Round trip: the text comes back (SentencePiece: after its dummy prefix, and with a literal U+2581,
+      // its space symbol, read back as a space).
+      const std::string want = s.empty() ? "" : spm ? spaces_for_u2581(prefix + s) : s;
+      EXPECT_EQ(t.decode(ids), want) << path << " '" << s << "'";
+      // No control token comes out of plain text, and BOS/EOS are only added on request.
+      for (int32_t id : ids) EXPECT_FALSE(t.is_control(id)) << path << " '" << s << "' id " << id;
+      std::vector<int32_t> with = ids;
+      if (t.add_bos()) with.insert(with.begin(), t.bos());
+      if (t.add_eos()) with.push_back(t.eos());
+      EXPECT_EQ(t.encode(s, true, false), with) << path;
+      // Text without any special-token text tokenizes the same whether or not specials are parsed.
+      EXPECT_EQ(t.encode(s, false, true), ids) << path << " '" << s << "'";
+      // BPE: the ids are the concatenation of each pre-tokenizer piece's ids.
+      if (!spm) {
+        std::vector<int32_t> joined;
+        for (const std::string& piece : t.pre_split(s)) {
+          const auto part = t.encode(piece, false, false);
+          joined.insert(joined.end(), part.begin(), part.end());
+        }
+        EXPECT_EQ(joined, ids) << path << " '" << s << "'";
+      }
+    }
+  }
+}
+
+// ---- Gemma 3 (262k SentencePiece, no dummy prefix, user-defined whitespace tokens) -------------------
+
+class Gemma3 : public ::testing::Test {
+ protected:
+  void SetUp() override { REQUIRE_DATA(gemma_path()); }
+  const Tokenizer& tok() { return load(gemma_path()); }
+};
+
+TEST_F(Gemma3, MetadataAndSpecialTokens) {
+  const Tokenizer& t = tok();
+  EXPECT_EQ(t.n_vocab(), 262144);
+  EXPECT_TRUE(t.add_bos());
+  EXPECT_EQ(t.token_text(t.bos()), "<bos>");
+  EXPECT_EQ(t.token_text(t.eos()), "<eos>");
+  EXPECT_FALSE(t.vocab().add_space_prefix);
+  const int32_t eot = *t.find("<end_of_turn>");
+  EXPECT_TRUE(t.is_eog(eot) && t.is_eog(t.eos()) && t.is_control(eot));
+  EXPECT_FALSE(t.is_eog(*t.find("<start_of_turn>")));
+  // Control tokens only with parse_special; no space is added after them (no dummy prefix).
+  const auto plain = t.encode("<start_of_turn>user", false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), *t.find("<start_of_turn>")), 0);
+  const auto special = t.encode("<start_of_turn>user", false, true);
+  ASSERT_EQ(special.size(), 2u);
+  EXPECT_EQ(special[0], *t.find("<start_of_turn>"));
+  EXPECT_EQ(special[1], *t.find("user"));
+}
+
+TEST_F(Gemma3, UserDefinedWhitespaceRunsAreParsedFromPlainText) {
+  const Tokenizer& t = tok();
+  // "\n\n" and runs of spaces are user-defined tokens: split out before SentencePiece, longest first.
+  const int32_t nn = *t.find("\n\n"), sp4 = *t.find("    ");
+  EXPECT_TRUE(t.attr(nn) & kAttrUserDefined);
+  const auto ids = t.encode("a\n\nb", false, false);
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], nn);
+  const auto code = t.encode("if x:\n    return", false, false);
+  EXPECT_EQ(std::count(code.begin(), code.end(), sp4), 1);
+  EXPECT_EQ(t.decode(code), "if x:\n    return");
+  // Spaces inside words become U+2581 pieces ("Hello world" is two tokens, the second with its space).
+  EXPECT_EQ(t.encode("Hello world", false, false),
+            (std::vector<int32_t>{*t.find("Hello"), *t.find("\xE2\x96\x81world")}));
+}
+
+// llama.cpp decodes UTF-8-encoded surrogates (ED A0..BF xx, invalid UTF-8) to code points and keeps their bytes;
+// other invalid bytes become U+FFFD. Found by scripts/tokenizer_diff.sh.
+TEST(Tokenizer, BpeKeepsEncodedSurrogatesLikeLlamaCpp) {
+  for (const char* name : {"deepseek-coder", "llama-bpe", "qwen2", "gpt-2"}) {
+    const std::string path = shared_dir() + "/vocab/ggml-vocab-" + name + ".gguf";
+    REQUIRE_DATA(path);
+    const Tokenizer& t = load(path);
+    const std::string surrogate = "a\xED\xBB\x88" "b-\xED\xA0\x80\xE1\xA0\x8E";
+    EXPECT_EQ(t.decode(t.encode(surrogate, false, false)), surrogate) << name;
+    EXPECT_EQ(t.decode(t.encode("a\xFF" "b", false, false)), "a\xEF\xBF\xBD" "b") << name;
+    EXPECT_EQ(t.decode(t.encode("\xF4\x90\x80\x80", false, false)), "\xEF\xBF\xBD") << name;  // > U+10FFFF
+  }
 }
