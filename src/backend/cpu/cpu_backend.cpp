@@ -186,6 +186,10 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
 
     // Attention: one task per (token, query head); each reads its own sequence's cache [0, pos].
     const bool gqa_wrong = (breaks_ & kBreakGqaOrder) != 0;
+    // ignore_kv (negative control): a token attends only to its sequence's positions from this pass.
+    std::vector<int32_t> pass_start(static_cast<size_t>(opt_.n_seq_max), 0);
+    if (breaks_ & kBreakIgnoreKv)
+      for (int64_t t = n - 1; t >= 0; --t) pass_start[static_cast<size_t>(batch.seq[t])] = batch.pos[t];
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool_.size()));
     // Tasks are dealt round-robin: later tokens attend over more positions, so contiguous chunks would
     // leave the first threads idle.
@@ -195,10 +199,11 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
       for (int64_t task = th; task < n * nh; task += n_th) {
         const int64_t t = task / nh, h = task % nh;
         const int64_t kvh = gqa_wrong ? h % nkv : h / group;
-        const int64_t n_kv = batch.pos[t] + 1;
+        const int32_t kv0 = pass_start[static_cast<size_t>(batch.seq[t])];
+        const int64_t n_kv = batch.pos[t] + 1 - kv0;
         if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
-        attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], 0) + kvh * hd,
-                       kv_.v(l, batch.seq[t], 0) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
+        attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], kv0) + kvh * hd,
+                       kv_.v(l, batch.seq[t], kv0) + kvh * hd, n_kv, hd, kv_.k_dim(), scale, sc.data(),
                        kqv.data() + t * qd + h * hd);
       }
     });
