@@ -60,6 +60,7 @@ struct Value {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  bool generator = false;  // jinja2 returns a generator here (map, select, reject...): not JSON serializable
 };
 
 // Insertion-ordered mapping; small, so lookups are linear.
