@@ -54,8 +54,8 @@ MUTATIONS = [
      ["minnow"], [py("test_attention_dump.py"), GOLDEN_KL]),
     ("run_kv_recomputed_each_step", "app/cmd_run.cpp",
      "    b.add(id, pos, 0, true);\n",
-     "    for (int32_t i = 0; i < pos; ++i) b.add(i < static_cast<int32_t>(ptoks.size()) ? ptoks[static_cast<size_t>(i)]"
-     " : out[static_cast<size_t>(i) - ptoks.size()], i, 0, false); b.add(id, pos, 0, true);\n",
+     "    for (int32_t i = 0; i < pos; ++i) { b.add(i < static_cast<int32_t>(ptoks.size()) ? ptoks[static_cast<size_t>(i)]"
+     " : out[static_cast<size_t>(i) - ptoks.size()], i, 0, false); } b.add(id, pos, 0, true);\n",
      ["minnow"], [GREEDY_RUN, py("test_run.py", "smollm2")]),
     # --- norms, RoPE, attention, GQA, FFN ---
     ("rmsnorm_sum_not_mean", "src/backend/cpu/ops.cpp",

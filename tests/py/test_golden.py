@@ -27,7 +27,7 @@ MEAN_KL, MAX_KL, GAP = 0.01, 0.05, 0.5
 
 def golden():
     if not os.path.exists(GOLDEN) or not os.path.exists(MODEL):
-        pytest.skip("shared golden data not found")
+        pytest.fail(f"shared golden data not found: {GOLDEN}, {MODEL} (reference data must be there; see ../shared/README.md)")
     with open(GOLDEN) as f:
         return [json.loads(l) for l in f if l.strip()]
 

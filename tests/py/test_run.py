@@ -20,7 +20,7 @@ def run(*args, timeout=600):
 
 def need(path):
     if not os.path.exists(path):
-        pytest.skip(f"{path} not found")
+        pytest.fail(f"{path} not found (reference data and scripts/fetch_model.sh must have run)")
 
 
 def parse_json_tail(stdout):
