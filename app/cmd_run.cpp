@@ -7,6 +7,7 @@
 
 #include "app/commands.h"
 #include "app/common_model_flags.h"
+#include "backend/cpu/debug_break.h"
 #include "common/args.h"
 #include "common/error.h"
 #include "model/model.h"
@@ -76,6 +77,8 @@ int cmd_run(int argc, char** argv) {
   StreamDecoder dec(tok);
   std::string stop = "length";
   int32_t pos = static_cast<int32_t>(ptoks.size());
+  // 1; 0 under MINNOW_DEBUG_BREAK=decode_stuck_pos, the negative control for the decode-loop tests.
+  const int32_t pos_step = (debug_break_from_env() & kBreakDecodeStuckPos) ? 0 : 1;
   size_t n_decode = 0;
   const double t_gen = now_ms();
   for (;;) {
@@ -99,7 +102,8 @@ int cmd_run(int argc, char** argv) {
       break;
     }
     Batch b;
-    b.add(id, pos++, 0, true);
+    b.add(id, pos, 0, true);
+    pos += pos_step;
     logits.clear();
     lm.backend->forward(b, logits);
     ++n_decode;

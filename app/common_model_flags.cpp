@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "backend/backend_factory.h"
+#include "backend/kv_reuse_check.h"
 #include "common/args.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
@@ -53,7 +54,7 @@ void build_backend(LoadedModel& lm, const ModelFlags& f, int default_ctx, int n_
   o.n_threads = f.threads;
   o.dump_dir = dump_dir;
   const double t0 = now_ms();
-  lm.backend = make_backend(*lm.model, o, f.device);
+  lm.backend = maybe_wrap_kv_reuse_check(make_backend(*lm.model, o, f.device), n_seq_max);
   lm.load_ms += now_ms() - t0;
 }
 

@@ -17,4 +17,9 @@ if [ ${#cuda_flags[@]} -gt 0 ]; then
   cmake -S . -B build-nocuda -DCMAKE_BUILD_TYPE=Release -DMINNOW_WERROR=ON -DMINNOW_TESTS=OFF >/dev/null
   cmake --build build-nocuda -j"$(nproc)" --target minnow
 fi
-cd build && ctest --output-on-failure -j"$(nproc)" "$@"
+cd build
+rc=0
+ctest --output-on-failure -j"$(nproc)" "$@" || rc=$?
+# Every skipped test (ctest's and pytest's) with its reason, so a new silent skip shows.
+python3 ../scripts/skip_summary.py Testing/Temporary/LastTest.log || true
+exit "$rc"

@@ -129,9 +129,16 @@ std::vector<Value> sorted_values(std::vector<Value> items, bool reverse, bool ca
   return out;
 }
 
+// jinja2's map, select, reject, selectattr and rejectattr return generators: a list flagged as one.
+Value generator(std::vector<Value> items = {}) {
+  Value v = Value::new_list(std::move(items));
+  v.list->generator = true;
+  return v;
+}
+
 Value select_impl(Interp& in, const Value& v, CallArgs& a, bool by_attr, bool keep) {
   std::vector<Value> out;
-  if (!v.truthy()) return Value::new_list();  // jinja2: `if value:` before iterating
+  if (!v.truthy()) return generator();  // jinja2: `if value:` before iterating
   size_t k0 = by_attr ? 1 : 0;
   std::string attr = by_attr ? (a.pos.empty() ? throw Error("selectattr needs an attribute name") : a.pos[0].str()) : "";
   for (auto& x : iterate(v)) {
@@ -147,12 +154,12 @@ Value select_impl(Interp& in, const Value& v, CallArgs& a, bool by_attr, bool ke
     }
     if (ok == keep) out.push_back(x);
   }
-  return Value::new_list(std::move(out));
+  return generator(std::move(out));
 }
 
 Value do_map(Interp& in, const Value& v, CallArgs& a) {
   std::vector<Value> out;
-  if (!v.truthy()) return Value::new_list();  // jinja2: `if value:` before iterating
+  if (!v.truthy()) return generator();  // jinja2: `if value:` before iterating
   const Value* attr = nullptr;
   const Value* def = nullptr;
   for (auto& kv : a.kw) {
@@ -165,7 +172,7 @@ Value do_map(Interp& in, const Value& v, CallArgs& a) {
       if (r.is_undefined() && def) r = *def;
       out.push_back(r);
     }
-    return Value::new_list(std::move(out));
+    return generator(std::move(out));
   }
   if (a.pos.empty()) throw Error("map requires a filter name or attribute=");
   std::string fname = a.pos[0].str();
@@ -176,7 +183,7 @@ Value do_map(Interp& in, const Value& v, CallArgs& a) {
     CallArgs c = rest;
     out.push_back(call_filter(in, fname, x, c));
   }
-  return Value::new_list(std::move(out));
+  return generator(std::move(out));
 }
 
 Value do_round(const Value& v, CallArgs& a) {

@@ -161,7 +161,7 @@ std::string Value::type_name() const {
     case Kind::Int: return "int";
     case Kind::Float: return "float";
     case Kind::String: return "str";
-    case Kind::List: return list->tuple ? "tuple" : "list";
+    case Kind::List: return list->generator ? "generator" : list->tuple ? "tuple" : "list";
     case Kind::Dict: return is_namespace() ? "Namespace" : "dict";
     case Kind::Callable: return "function";
   }
@@ -439,6 +439,7 @@ static void json_rec(std::string& out, const Value& v, const JsonOptions& opt, i
     case K::Float: out += json_float(v.f); return;
     case K::String: json_string(out, v.s, opt.ensure_ascii); return;
     case K::List: {
+      if (v.list->generator) throw Error("Object of type generator is not JSON serializable");
       auto& items = v.list->items;
       if (items.empty()) {
         out += "[]";

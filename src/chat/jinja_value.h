@@ -62,6 +62,7 @@ struct Value {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  bool generator = false;  // jinja2 returns a generator here (map, select, reject...): not JSON serializable
   ListData() = default;
   ListData(const ListData&) = default;
   ListData& operator=(const ListData&) = default;

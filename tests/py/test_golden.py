@@ -4,8 +4,10 @@
   argmax wherever llama.cpp's top-2 gap exceeds 0.5 (p = llama.cpp's softmax over its top 40, q = ours over
   the same ids, both renormalised);
 * `minnow run --temp 0 --json` reproduces the prompt tokens, and the greedy tokens up to the first step
-  whose golden top-2 gap is below 0.5;
-* negative controls: each classic bug switched on through MINNOW_DEBUG_BREAK must FAIL the KL bounds.
+  whose golden top-2 gap is below 0.5; every decoded token equals the teacher-forced argmax of `minnow score`
+  wherever that is firm; and no position is computed twice (MINNOW_CHECK_KV_REUSE);
+* negative controls: each classic bug switched on through MINNOW_DEBUG_BREAK must FAIL the KL bounds, and the
+  decode-loop bugs (decode_stuck_pos, ignore_kv) must fail the greedy-run check.
 """
 import json
 import os
@@ -25,7 +27,7 @@ MEAN_KL, MAX_KL, GAP = 0.01, 0.05, 0.5
 
 def golden(path=GOLDEN, model=MODEL):
     if not os.path.exists(path) or not os.path.exists(model):
-        pytest.skip("shared golden data not found")
+        pytest.fail(f"shared golden data not found: {path}, {model} (reference data must be there; see ../shared/README.md)")
     with open(path) as f:
         return [json.loads(l) for l in f if l.strip()]
 
@@ -102,35 +104,89 @@ def test_golden_all_prompts_covered():
     assert len(golden()) <= 4, "add more indices to test_golden_kl"
 
 
+def greedy_run(case, env=None):
+    """`minnow run --temp 0 --json` on a golden prompt: (the JSON tail, stderr). MINNOW_CHECK_KV_REUSE and
+    MINNOW_DEBUG_BREAK come only from `env`."""
+    n = len(case["greedy_tokens"])
+    e = dict(os.environ)
+    e.pop("MINNOW_DEBUG_BREAK", None)
+    e.pop("MINNOW_CHECK_KV_REUSE", None)
+    e.update(env or {})
+    cmd = [BIN, "run", "-m", MODEL, "-p", case["prompt"], "--temp", "0", "-n", str(n), "--json", "-t", "2"]
+    if env and "MINNOW_DEBUG_BREAK" in env:
+        cmd += ["--device", "cpu"]  # the switches live in the CPU backend and `run`
+    r = subprocess.run(cmd, capture_output=True, timeout=900, env=e)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    return json.loads(r.stdout.decode().strip().splitlines()[-1]), r.stderr.decode(errors="replace")
+
+
+def greedy_run_failures(case, out, env=None):
+    """What is wrong with a greedy run of a golden prompt (empty: nothing):
+    * the prompt tokens differ from llama.cpp's;
+    * free running: a token differs from llama.cpp's greedy token before the first step whose golden top-2 gap
+      is under GAP, or the first difference after it falls at a step with a large golden gap;
+    * teacher forced: `minnow score` over prompt + the generated tokens (one batched pass, itself checked against
+      llama.cpp by test_golden_kl) has a firm argmax (its own top-2 gap > GAP) that the decode loop did not pick.
+      This covers every generated token, past the first near-tie, so a wrong position or a lost KV cache in the
+      decode loop shows even where the free-running comparison stops."""
+    fails = []
+    n = len(case["greedy_tokens"])
+    if out["prompt_tokens"] != case["prompt_tokens"]:
+        fails.append("prompt tokens differ")
+    n_prompt = len(case["prompt_tokens"])
+    gaps = [case["positions"][n_prompt - 1 + k]["top"][0][1] - case["positions"][n_prompt - 1 + k]["top"][1][1]
+            for k in range(n)]
+    first_small = next((k for k in range(n) if gaps[k] < GAP), n)
+    ours = out["tokens"]
+    if len(ours) != n:
+        fails.append(f"{len(ours)} tokens generated, {n} asked for")
+    k = 0
+    while k < n and k < len(ours) and ours[k] == case["greedy_tokens"][k]:
+        k += 1
+    print(f"  {k} of {n} greedy tokens equal llama.cpp's (first small-gap step: {first_small})")
+    if k < min(n, len(ours)) and gaps[k] >= GAP:
+        fails.append(f"free running diverged at step {k} where llama.cpp's top-2 gap is {gaps[k]:.3f}")
+    seq = out["prompt_tokens"] + ours
+    logits = score_logits(seq[:-1] if ours else seq, env=env, device="cpu" if env else None)
+    firm = wrong = 0
+    for j, tok in enumerate(ours):
+        row = logits[n_prompt - 1 + j]
+        top2 = np.sort(row)[-2:]
+        if top2[1] - top2[0] > GAP:
+            firm += 1
+            if int(np.argmax(row)) != tok:
+                wrong += 1
+    print(f"  teacher forced: {firm} firm steps of {len(ours)}, {wrong} decoded differently")
+    if wrong:
+        fails.append(f"{wrong} of {firm} firm teacher-forced argmaxes differ from the decoded tokens")
+    if firm < len(ours) // 4:
+        fails.append(f"only {firm} firm steps: the teacher-forced check has too little to compare")
+    return fails
+
+
 @pytest.mark.parametrize("idx", range(4))
 def test_golden_greedy_run(idx):
     cases = golden()
     if idx >= len(cases):
         pytest.skip("no such prompt")
     case = cases[idx]
-    n = len(case["greedy_tokens"])
-    r = subprocess.run([BIN, "run", "-m", MODEL, "-p", case["prompt"], "--temp", "0", "-n", str(n), "--json", "-t", "2"],
-                       capture_output=True, timeout=900)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
-    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
-    assert out["prompt_tokens"] == case["prompt_tokens"]
-    # The acceptance: equal up to the first step where llama.cpp's own top-2 gap is under 0.5. Stricter here:
-    # keep comparing past such steps while the tokens agree; the first difference must be at a small gap.
-    n_prompt = len(case["prompt_tokens"])
-    gaps = []
-    for k in range(n):
-        top = case["positions"][n_prompt - 1 + k]["top"]
-        gaps.append(top[0][1] - top[1][1])
-    first_small = next((k for k in range(n) if gaps[k] < GAP), n)
-    assert out["tokens"][:first_small] == case["greedy_tokens"][:first_small]
-    ours = out["tokens"]
-    k = 0
-    while k < n and k < len(ours) and ours[k] == case["greedy_tokens"][k]:
-        k += 1
-    print(f"prompt {idx}: {k} of {n} greedy tokens equal (first small-gap step: {first_small})")
-    if k < n:
-        assert k < len(ours), "generation stopped early"
-        assert gaps[k] < GAP, f"diverged at step {k} where llama.cpp's top-2 gap is {gaps[k]:.3f}"
+    # MINNOW_CHECK_KV_REUSE: the decode loop must compute every position once (no recomputed prefix).
+    out, err = greedy_run(case, env={"MINNOW_CHECK_KV_REUSE": "1"})
+    fails = greedy_run_failures(case, out)
+    assert not fails, fails
+    evaluated = len(out["prompt_tokens"]) + len(out["tokens"]) - 1
+    assert f"kv reuse check: {evaluated} tokens evaluated" in err, err
+
+
+@pytest.mark.parametrize("bug", ["decode_stuck_pos", "ignore_kv"])
+def test_negative_controls_fail_greedy_run(bug):
+    """A decode loop that keeps one position, or attention that ignores the KV cache, fails the greedy-run
+    check on every prompt."""
+    for idx, case in enumerate(golden()):
+        out, _ = greedy_run(case, env={"MINNOW_DEBUG_BREAK": bug})
+        fails = greedy_run_failures(case, out)
+        print(f"{bug}: prompt {idx}: {fails}")
+        assert fails, f"{bug} was not detected on prompt {idx}"
 
 
 @pytest.mark.parametrize("bug", ["rope_fixed_pos", "layernorm", "gqa_order", "rope_halfsplit"])

@@ -1,7 +1,7 @@
 """minnow's Jinja engine against Python's jinja2 (Hugging Face's chat-template settings), byte for byte.
 
-Every template in ../shared/templates x a set of conversations x add_generation_prompt on/off. A case that
-jinja2 itself raises on is skipped. strftime_now uses a fixed date in both (env MINNOW_FIXED_DATE).
+Every template in ../shared/templates x a set of conversations x add_generation_prompt on/off. Where jinja2
+raises, minnow must fail too (exit 1, one error line; the template's own raise_exception message included). strftime_now uses a fixed date in both (env MINNOW_FIXED_DATE).
 """
 import datetime
 import json
@@ -189,9 +189,14 @@ def test_template_matches_jinja2(template, conv, gen, tmp_path):
     env = dict(os.environ, MINNOW_FIXED_DATE=FIXED_DATE.strftime("%Y-%m-%d %H:%M:%S"))
     r = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
     if refused is not None:
+        # Where jinja2 raises, minnow must refuse too: exit 1 with one clear error line, no output.
+        err = r.stderr.decode("utf-8", "replace")
+        why = f"jinja2 raises {type(refused).__name__}: {str(refused)[:120]}"
+        assert r.returncode == 1, f"{why}; minnow exits {r.returncode} with {r.stdout[:200]!r}"
+        assert len([l for l in err.splitlines() if l.startswith("error: ")]) == 1, err
         if type(refused) is jinja2.exceptions.TemplateError:  # the template's own raise_exception(msg)
-            assert r.returncode == 1 and str(refused) in r.stderr.decode("utf-8", "replace")
-        pytest.skip(f"jinja2 raises: {type(refused).__name__}: {str(refused)[:80]}")
+            assert str(refused) in err
+        return
     assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
     got = r.stdout.decode("utf-8")
     assert got == expected

@@ -20,7 +20,7 @@ def run(*args, timeout=600):
 
 def need(path):
     if not os.path.exists(path):
-        pytest.skip(f"{path} not found")
+        pytest.fail(f"{path} not found (reference data and scripts/fetch_model.sh must have run)")
 
 
 def parse_json_tail(stdout):
@@ -28,13 +28,73 @@ def parse_json_tail(stdout):
     return json.loads(lines[-1]), "\n".join(lines[:-1])
 
 
+def run_env(args, env, timeout=600):
+    e = dict(os.environ)
+    e.pop("MINNOW_DEBUG_BREAK", None)
+    e.pop("MINNOW_CHECK_KV_REUSE", None)
+    e.update(env)
+    r = subprocess.run([BIN, *args], capture_output=True, timeout=timeout, env=e)
+    return r.returncode, r.stdout.decode("utf-8", errors="replace"), r.stderr.decode("utf-8", errors="replace")
+
+
+def decode_failures(model, prompt, n, env=None):
+    """Runs `minnow run --temp 0 --json` and checks its decode loop against `minnow score` (one batched
+    teacher-forced pass over prompt + the generated tokens): every generated token must be the argmax wherever
+    that argmax is firm (top-2 gap > 0.5). Returns (the run's JSON, stderr, a list of failures)."""
+    import tempfile
+
+    import numpy as np
+    rc, out, err = run_env(["run", "-m", model, "-p", prompt, "-n", str(n), "--temp", "0", "--json", "-t", "2",
+                            "--device", "cpu"], env or {})
+    assert rc == 0, err
+    j, _ = parse_json_tail(out)
+    seq = j["prompt_tokens"] + j["tokens"][:-1]
+    with tempfile.TemporaryDirectory() as d:
+        rc, _, serr = run_env(["score", "-m", model, "--tokens", ",".join(map(str, seq)), "--top", "1",
+                               "--dump", d, "-t", "2", "--device", "cpu"], {})
+        assert rc == 0, serr
+        logits = np.load(os.path.join(d, "logits.npy"))
+    n_prompt = len(j["prompt_tokens"])
+    fails, firm = [], 0
+    for k, tok in enumerate(j["tokens"]):
+        row = logits[n_prompt - 1 + k]
+        top2 = np.sort(row)[-2:]
+        if top2[1] - top2[0] > 0.5:
+            firm += 1
+            if int(np.argmax(row)) != tok:
+                fails.append(f"step {k}: decoded {tok}, teacher-forced argmax {int(np.argmax(row))}")
+    if firm < len(j["tokens"]) // 4:
+        fails.append(f"only {firm} firm steps of {len(j['tokens'])}")
+    return j, err, fails
+
+
 def test_smollm2_capital_of_france():
     need(SMOL)
-    rc, out, err = run("run", "-m", SMOL, "-p", "The capital of France is", "-n", "16", "--temp", "0", "-t", "2")
-    assert rc == 0, err
-    print("SmolLM2:", repr(out))
-    assert "Paris" in out
+    j, err, fails = decode_failures(SMOL, "The capital of France is", 16, env={"MINNOW_CHECK_KV_REUSE": "1"})
+    print("SmolLM2:", repr(j["text"]))
+    assert len(j["tokens"]) == 16
+    assert j["text"].lstrip().startswith("Paris"), j["text"]
+    assert not fails, fails
+    # Every position computed exactly once: prompt + 15 decode steps, no recomputed prefix.
+    assert f"kv reuse check: {len(j['prompt_tokens']) + 15} tokens evaluated" in err, err
     assert "KV cache" in err and "tokens/s" in err and "load" in err
+
+
+@pytest.mark.parametrize("bug", ["decode_stuck_pos", "ignore_kv"])
+def test_negative_controls_fail_decode_check(bug):
+    """The decode-loop check above must fail when the loop keeps one position or attention ignores the cache."""
+    need(SMOL)
+    _, _, fails = decode_failures(SMOL, "The capital of France is", 16, env={"MINNOW_DEBUG_BREAK": bug})
+    print(bug, fails)
+    assert fails, f"{bug} was not detected"
+
+
+def test_recomputed_prefix_is_caught_by_the_kv_check():
+    """MINNOW_CHECK_KV_REUSE rejects a decode loop that feeds a position twice (here the stuck position)."""
+    need(TINY)
+    rc, _, err = run_env(["run", "-m", TINY, "-p", "Hello", "-n", "4", "--temp", "0", "--device", "cpu"],
+                         {"MINNOW_CHECK_KV_REUSE": "1", "MINNOW_DEBUG_BREAK": "decode_stuck_pos"})
+    assert rc == 1 and "recomputed" in err, err
 
 
 def test_json_layout_and_streamed_text():
@@ -64,6 +124,7 @@ def test_greedy_is_deterministic_and_seed_reproducible():
         assert rc == 0, err
         outs.append(parse_json_tail(out)[0]["tokens"])
     assert outs[0] == outs[1]
+    assert outs[2] != outs[0], "seeds 7 and 8 drew the same 12 tokens"
     g = [parse_json_tail(run("run", "-m", TINY, "-p", "Once upon", "-n", "6", "--temp", "0", "--json")[1])[0]["tokens"]
          for _ in range(2)]
     assert g[0] == g[1]

@@ -274,6 +274,10 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     // Attention: one task per (token, query head); each reads its own sequence's cache over the positions
     // the layer sees: [0, pos], or (pos - window, pos] on a sliding-window layer.
     const bool gqa_wrong = (breaks_ & kBreakGqaOrder) != 0;
+    // ignore_kv (negative control): a token attends only to its sequence's positions from this pass.
+    std::vector<int32_t> pass_start(static_cast<size_t>(opt_.n_seq_max), 0);
+    if (breaks_ & kBreakIgnoreKv)
+      for (int64_t t = n - 1; t >= 0; --t) pass_start[static_cast<size_t>(batch.seq[t])] = batch.pos[t];
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool_.size()));
     // Tasks are dealt round-robin: later tokens attend over more positions, so contiguous chunks would
     // leave the first threads idle.
@@ -285,7 +289,8 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
         for (int64_t task = th; task < n * nh; task += n_th) {
           const int64_t t = task / nh, h = task % nh;
           const int64_t kvh = gqa_wrong ? h % nkv : h / group;
-          const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
+          const int64_t first = std::max<int64_t>(window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0,
+                                                   pass_start[static_cast<size_t>(batch.seq[t])]);
           const int64_t n_kv = batch.pos[t] + 1 - first;
           if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
           attention_head(q.data() + t * qd + h * hd, kv_.k(l, batch.seq[t], first) + kvh * hd,
@@ -303,7 +308,8 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
         std::vector<uint16_t>& V = gv[static_cast<size_t>(th)];
         for (int64_t t = th; t < n; t += n_th) {
           const int32_t sq = batch.seq[t], fp = first_pos[static_cast<size_t>(sq)];
-          const int64_t first = window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0;
+          const int64_t first = std::max<int64_t>(window > 0 ? std::max<int64_t>(0, batch.pos[t] - window + 1) : 0,
+                                                   pass_start[static_cast<size_t>(batch.seq[t])]);
           const int64_t n_kv = batch.pos[t] + 1 - first;
           if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(static_cast<size_t>(n_kv));
           K.resize(static_cast<size_t>(n_kv * kd));

@@ -22,6 +22,8 @@ uint32_t debug_break_from_env() {
     else if (name == "layernorm") flags |= kBreakLayerNorm;
     else if (name == "gqa_order") flags |= kBreakGqaOrder;
     else if (name == "rope_halfsplit") flags |= kBreakRopeHalfSplit;
+    else if (name == "decode_stuck_pos") flags |= kBreakDecodeStuckPos;
+    else if (name == "ignore_kv") flags |= kBreakIgnoreKv;
     else if (!name.empty()) throw Error("unknown MINNOW_DEBUG_BREAK value '" + name + "'");
     start = comma + 1;
   }

@@ -12,6 +12,8 @@ enum DebugBreak : uint32_t {
   kBreakLayerNorm = 1u << 1,      // layernorm: mean-subtracting LayerNorm instead of RMSNorm
   kBreakGqaOrder = 1u << 2,       // gqa_order: query head h reads KV head h % n_head_kv
   kBreakRopeHalfSplit = 1u << 3,  // rope_halfsplit: NeoX (half-split) pairs instead of adjacent
+  kBreakDecodeStuckPos = 1u << 4, // decode_stuck_pos: `minnow run` decodes every new token at one position
+  kBreakIgnoreKv = 1u << 5,       // ignore_kv: attention sees only the positions computed in the same pass
 };
 
 // Parses the environment variable; unknown names are an Error.
