@@ -113,9 +113,6 @@ std::vector<float> run_matvec(const Mat& m, const std::vector<float>& x, int nb,
   a.d_norm = norm ? norm->as<float>() : nullptr;
   a.eps = eps;
   a.mode = mode;
-  // An L2 prefetch of the weights themselves (a hint: the results must not change; the byte count is awkward).
-  a.d_pf[0] = m.dev->p;
-  a.pf_bytes[0] = cuda::dev_row_bytes(m.type, m.n_in) * size_t(m.n_out);
   cuda::matvec(a, nullptr);
   MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> y(size_t(nb) * m.n_out);
