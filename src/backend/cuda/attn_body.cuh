@@ -119,9 +119,11 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
         }
       }
     }
+    // Sliding window: positions at or before pos - window are masked (their weight becomes exactly 0).
+    const bool masked = a.window > 0 && start + p <= pos - a.window;
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g)
-      if (g < ng) sc[g * chunk + p] = s[g] * a.scale;
+      if (g < ng) sc[g * chunk + p] = masked ? -INFINITY : s[g] * a.scale;
   }
   __syncthreads();
 
@@ -134,7 +136,9 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     float l = 0.f;
     for (int p = lane; p < cnt; p += 32) {
-      const float e = __expf(sc[g * chunk + p] - m);
+      // m == -inf only when the window masks the whole chunk: its weights are 0 (and the merge gives it weight
+      // exp(-inf - M) = 0; the chunk of pos itself is never masked).
+      const float e = m == -INFINITY ? 0.f : __expf(sc[g * chunk + p] - m);
       sc[g * chunk + p] = e;
       l += e;
     }

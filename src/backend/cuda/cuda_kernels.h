@@ -71,8 +71,10 @@ struct MatvecArgs {
   // block end (%globaltimer ns; written with atomicMax onto zeros, so the first two are stored complemented).
   unsigned long long* d_trace = nullptr;
 };
-// cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
-void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);
+// cos and sin of pos * freq_scale * base^(-2i/n_rot) / factors[i] for pos < n_ctx, 2i < n_rot, computed in
+// double (factors: [n_rot/2] per-dimension frequency factors, or nullptr for none).
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */,
+                const float* factors = nullptr /* host */);
 // Launched with programmatic dependent launch: the block's weight rows are copied to shared memory
 // (cp.async) before waiting for the previous kernel, so weight fetch overlaps the previous kernel's tail.
 void matvec(const MatvecArgs& a, cudaStream_t s);
@@ -145,8 +147,53 @@ struct AttnArgs {
   float* d_out = nullptr;      // [n][ldo]
   int ldo = 0;
   unsigned long long* d_trace = nullptr;  // optional timeline [3], as MatvecArgs::d_trace
+  int window = 0;  // sliding window: > 0: a token at pos attends only to p' with pos - p' < window
 };
 bool attn_head_dim_supported(int head_dim);
 void attention(const AttnArgs& a, cudaStream_t s);
+
+// ---- Kernels of the layer features (model/layer_spec.h) beyond llama's ------------------------------------
+// The QKV epilogue when a feature rules out the fused mat-vec epilogue, per token (one block each, so a token's
+// result never depends on the batch): q += bq, k += bk, v += bv (biases, when given); q and k per head RMS-
+// normalised over head_dim and multiplied by q_norm / k_norm (when given); RoPE on the first n_rot dims of each
+// q and k head, adjacent pairs (2i, 2i+1) or NeoX halves (i, i + n_rot/2), angle pos * freq_scale *
+// base^(-2i/n_rot) / factors[i]; q written back in place (f32), k and v as f16 into the cache at [seq][pos].
+struct QkvPostArgs {
+  float* d_q = nullptr;        // [n][ldq], n_head * head_dim used
+  const float* d_k = nullptr;  // [n][ldk], n_head_kv * head_dim used
+  const float* d_v = nullptr;  // [n][ldv]
+  int ldq = 0, ldk = 0, ldv = 0;
+  const int32_t* d_pos = nullptr;  // [n]
+  const int32_t* d_seq = nullptr;  // [n]
+  int n = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
+  const float* d_bq = nullptr;  // [n_head * head_dim] or nullptr (likewise bk, bv: [n_head_kv * head_dim])
+  const float* d_bk = nullptr;
+  const float* d_bv = nullptr;
+  const float* d_q_norm = nullptr;  // [head_dim] or nullptr (likewise k_norm)
+  const float* d_k_norm = nullptr;
+  float eps = 1e-6f;
+  bool neox = false;
+  const float* d_rope = nullptr;  // [n_ctx][n_rot/2][2] cos, sin (rope_table with the factors), or nullptr:
+  float freq_base = 10000.f, freq_scale = 1.f;  // then the angles are computed in double from these
+  const float* d_factors = nullptr;             // [n_rot/2] or nullptr
+  void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][n_head_kv][head_dim]
+  void* d_vcache = nullptr;
+  int n_ctx = 0;
+};
+void qkv_post(const QkvPostArgs& a, cudaStream_t s);
+// x[r][i] += post(y[r][i] + bias[i]) for r < rows, i < n; post(v) = v * rsqrt(mean(v^2) + eps) * w[i] when w is
+// given (a post-attention / post-FFN norm), else v. bias may be nullptr. One block per row (fixed order).
+void residual_post(float* d_x, int ldx, const float* d_y, int ldy, const float* d_bias, const float* d_w, int n,
+                   int rows, float eps, cudaStream_t s);
+enum class Act : int { SiLU = 0, GeluTanh = 1 };  // gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// g[i] = act(g[i]) * u[i] for i < n (f32, in place)
+void glu_f32(float* d_g, const float* d_u, int64_t n, Act act, cudaStream_t s);
+// out_f16[r][i] = act(gu[r][i]) * gu[r][n_ff + i] (as swiglu_f16_ld, any act)
+void glu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, Act act, cudaStream_t s);
+// x[i] *= scale (embedding scale)
+void scale(float* d_x, int64_t n, float scale, cudaStream_t s);
+// x[i] = cap * tanh(x[i] / cap) (final logit soft-cap)
+void softcap(float* d_x, int64_t n, float cap, cudaStream_t s);
 
 }  // namespace minnow::cuda

@@ -52,10 +52,11 @@ void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
 
 }  // namespace
 
-void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out) {
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out, const float* factors) {
   for (int p = 0; p < n_ctx; ++p)
     for (int i = 0; 2 * i < n_rot; ++i) {
-      const double th = double(p) * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      double th = double(p) * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      if (factors) th /= double(factors[i]);
       out[(size_t(p) * (n_rot / 2) + i) * 2] = float(std::cos(th));
       out[(size_t(p) * (n_rot / 2) + i) * 2 + 1] = float(std::sin(th));
     }
