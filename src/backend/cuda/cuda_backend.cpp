@@ -51,6 +51,7 @@ CudaBackend::CudaBackend(const Model& model, const BackendOptions& opt) : p_(mod
   w_ = std::make_unique<DeviceWeights>(model);
   weight_read_bytes_ = model.weight_bytes();
   allocate();
+  setup_features(model);
   prof_ = std::make_unique<Profiler>(stream_, int(5 * p_.n_layer + 2));  // one trace slot per launch of a pass
   report();
 }
@@ -203,7 +204,8 @@ cuda::AttnArgs CudaBackend::attn_args(int layer, int t0, int nt) const {
   a.n_head_kv = int(p_.n_head_kv);
   a.head_dim = int(p_.head_dim_k);
   a.n_ctx = n_ctx_;
-  a.scale = 1.0f / std::sqrt(float(p_.head_dim_k));
+  a.scale = attn_scale_;
+  a.window = window_[size_t(layer)];
   a.d_scratch = d_attn_scratch_;
   a.d_counters = d_attn_counters_;
   a.d_out = d_att_ + size_t(t0) * p_.q_dim();
@@ -229,6 +231,7 @@ void CudaBackend::output_matvec(const float* xs, int n_out) {
   a.eps = float(p_.rms_eps);
   a.d_trace = prof_->slot("output");
   cuda::matvec(a, stream_);
+  cap_logits(n_out);
 }
 
 void CudaBackend::download_top(int n_out, const uint8_t* top_only, std::vector<float>& logits,

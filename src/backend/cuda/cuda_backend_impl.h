@@ -101,6 +101,20 @@ class CudaBackend final : public Backend {
   // Logits of n_out rows of xs ([n_out][n_embd], n_out <= kSmallBatch): output RMSNorm + output mat-vec.
   void output_matvec(const float* xs, int n_out);
 
+  // ---- The layer features (model/layer_spec.h), shared by both paths (cuda_features.cpp) -------------------
+  // Chosen once from the description: fused_qkv_ when the fused QKV epilogue (adjacent RoPE on the one angle
+  // table, no bias, no Q/K norm) computes the layer exactly, else qkv_post() (the unfused epilogue).
+  void setup_features(const Model& model);
+  // Embedding lookup of nt tokens into d_x_, scaled by the embedding scale.
+  void embed(int nt);
+  // The unfused QKV epilogue of layer l on q, k, v (strides ldq, ldk, ldv): biases, Q/K norms, RoPE, KV store.
+  void qkv_post(int layer, int nt, float* q, const float* k, const float* v, int ldq, int ldk, int ldv);
+  // x += post(y + bias) (see cuda::residual_post): the attention output or FFN output with their optional
+  // bias and post-norm.
+  void residual_post(const float* y, int ldy, const float* bias, const float* norm, int nt);
+  // The soft-cap of n_out logits rows, when the model has one.
+  void cap_logits(int n_out);
+
   // ---- cuda_decode.cpp: the small-batch pass ------------------------------------------------------------
   // Per layer: QKV (RMSNorm, RoPE and the KV-cache write fused), attention, attn_output (+= residual),
   // gate+up (RMSNorm, SwiGLU fused), down (+= residual); then the output mat-vec. Captured by launch_graph.
@@ -152,6 +166,20 @@ class CudaBackend final : public Backend {
   float* d_attn_scratch_ = nullptr;
   int* d_attn_counters_ = nullptr;  // attn_counter_ints(...), kept at zero by the kernel
   float* d_rope_ = nullptr;         // [n_ctx][n_rot/2][cos, sin] or nullptr (then computed in the kernels)
+
+  // Features (setup_features).
+  bool fused_qkv_ = true;            // the fused QKV epilogue (MvMode::QkvRope / rope_kv) computes the layer
+  bool post_attn_ = false;           // attn_output goes through residual_post (o bias or post-attention norm)
+  bool post_ffn_ = false;            // ffn_down goes through residual_post (post-FFN norm)
+  cuda::Act act_ = cuda::Act::SiLU;  // gated activation
+  float attn_scale_ = 1.f;
+  float embd_scale_ = 1.f;
+  float softcap_ = 0.f;
+  std::vector<int> window_;                // [n_layer] sliding window (0: none)
+  std::vector<float> layer_base_;          // [n_layer] RoPE base
+  std::vector<const float*> layer_rope_;   // [n_layer] angle table of the unfused epilogue, or nullptr
+  float* d_tmp_ = nullptr;                 // [kUbatch][n_embd]: attn_output / ffn_down before residual_post
+  float* d_u_ = nullptr;                   // [kUbatch][n_ff]: up, when the decode path cannot fuse the GLU
 
   // Prefill path.
   std::vector<LargeLayer> large_;   // [n_layer]

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "common/error.h"
+#include "model/layer_spec.h"
 
 namespace minnow::cuda_impl {
 
@@ -174,7 +175,8 @@ void CudaBackend::run_large(int nt, int n_out) {
   const int E = int(p_.n_embd), Q = int(p_.q_dim()), K = int(p_.k_dim()), V = int(p_.v_dim()), F = int(p_.n_ff);
   const int QKV = Q + K + V;
   const float eps = float(p_.rms_eps);
-  cuda::get_rows(w_->embd.type, w_->embd.d, E, d_tokens(), nt, d_x_, stream_);
+  const ModelFeatures& f = p_.features;
+  embed(nt);
   prof_->mark(Profiler::kOther);
   for (size_t l = 0; l < w_->layers.size(); ++l) {
     const DevLayer& L = w_->layers[l];
@@ -182,7 +184,8 @@ void CudaBackend::run_large(int nt, int n_out) {
     cuda::rmsnorm_f16(d_x_, E, L.attn_norm, E, nt, eps, d_h16_, stream_);
     prof_->mark(Profiler::kOther);
     group_gemm(G.qkv, d_h16_, nt, d_qkv_, QKV, false, Profiler::kQkv);  // d_qkv_[t] = q | k | v
-    rope_and_store(int(l), nt, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + K, QKV, QKV, QKV);
+    if (fused_qkv_) rope_and_store(int(l), nt, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + K, QKV, QKV, QKV);
+    else qkv_post(int(l), nt, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + K, QKV, QKV, QKV);
     prof_->mark(Profiler::kRope);
     for (int t0 = 0; t0 < nt; t0 += attn_group_) {
       cuda::AttnArgs a = attn_args(int(l), t0, std::min(attn_group_, nt - t0));
@@ -194,13 +197,24 @@ void CudaBackend::run_large(int nt, int n_out) {
     prof_->mark(Profiler::kAttn);
     cuda::f32_to_f16(d_att_, int64_t(nt) * Q, d_h16_, stream_);
     prof_->mark(Profiler::kOther);
-    group_gemm(G.o, d_h16_, nt, d_x_, E, true, Profiler::kO);
+    if (post_attn_) {  // output bias / post-attention norm
+      group_gemm(G.o, d_h16_, nt, d_tmp_, E, false, Profiler::kO);
+      residual_post(d_tmp_, E, f.o_bias ? L.bo : nullptr, f.post_attn_norm ? L.post_attn_norm : nullptr, nt);
+    } else {
+      group_gemm(G.o, d_h16_, nt, d_x_, E, true, Profiler::kO);
+    }
     cuda::rmsnorm_f16(d_x_, E, L.ffn_norm, E, nt, eps, d_h16_, stream_);
     prof_->mark(Profiler::kOther);
     group_gemm(G.gu, d_h16_, nt, d_gu_, 2 * F, false, Profiler::kGu);  // d_gu_[t] = gate | up
-    cuda::swiglu_f16_ld(d_gu_, 2 * F, F, nt, d_h16_, stream_);
+    if (act_ == cuda::Act::SiLU) cuda::swiglu_f16_ld(d_gu_, 2 * F, F, nt, d_h16_, stream_);
+    else cuda::glu_f16_ld(d_gu_, 2 * F, F, nt, d_h16_, act_, stream_);
     prof_->mark(Profiler::kOther);
-    group_gemm(G.down, d_h16_, nt, d_x_, E, true, Profiler::kDown);
+    if (post_ffn_) {  // post-FFN norm
+      group_gemm(G.down, d_h16_, nt, d_tmp_, E, false, Profiler::kDown);
+      residual_post(d_tmp_, E, nullptr, L.post_ffn_norm, nt);
+    } else {
+      group_gemm(G.down, d_h16_, nt, d_x_, E, true, Profiler::kDown);
+    }
   }
   if (n_out > 0) {
     const float* xs = output_rows(nt, n_out);
@@ -211,6 +225,7 @@ void CudaBackend::run_large(int nt, int n_out) {
       cuda::rmsnorm_f16(xs, E, w_->out_norm, E, n_out, eps, d_h16_, stream_);
       prof_->mark(Profiler::kOutOther);
       group_gemm(out_group_, d_h16_, n_out, d_logits_, int(p_.n_vocab), false, Profiler::kOut);
+      cap_logits(n_out);
     }
   }
   prof_->finish(nt, n_out);

@@ -13,6 +13,7 @@ namespace minnow::cuda_impl {
 using cuda::check;
 
 DeviceWeights::DeviceWeights(const Model& model) {
+  const ModelParams& p = model.params();
   try {
     embd = put_matrix(model.token_embd);
     for (const auto& L : model.layers) {
@@ -26,10 +27,19 @@ DeviceWeights::DeviceWeights(const Model& model) {
       d.gate = put_matrix(L.ffn_gate);
       d.up = put_matrix(L.ffn_up);
       d.down = put_matrix(L.ffn_down);
+      d.bq = put_vec(L.bq, p.q_dim());
+      d.bk = put_vec(L.bk, p.k_dim());
+      d.bv = put_vec(L.bv, p.v_dim());
+      d.bo = put_vec(L.bo, p.n_embd);
+      d.q_norm = put_vec(L.attn_q_norm, p.head_dim_k);
+      d.k_norm = put_vec(L.attn_k_norm, p.head_dim_k);
+      d.post_attn_norm = put_vec(L.post_attn_norm, p.n_embd);
+      d.post_ffn_norm = put_vec(L.post_ffn_norm, p.n_embd);
       layers.push_back(d);
     }
     out_norm = put_norm(model.output_norm);
     out = put_matrix(model.output);
+    rope_freqs = put_vec(model.rope_freqs, p.n_rot / 2);
   } catch (...) {
     for (void* p : allocs_) cudaFree(p);
     throw;
@@ -77,6 +87,15 @@ const float* DeviceWeights::put_norm(const WeightView& w) {
   if (w.type != GgmlType::F32) throw Error("cuda: norm tensor " + w.name + " must be f32");
   float* d = static_cast<float*>(alloc(size_t(w.ne[0]) * sizeof(float)));
   check(cudaMemcpy(d, w.data, size_t(w.ne[0]) * sizeof(float), cudaMemcpyHostToDevice), "upload norm");
+  return d;
+}
+
+const float* DeviceWeights::put_vec(const WeightView& w, int64_t count) {
+  if (!w.data) return nullptr;
+  if (w.type != GgmlType::F32 || w.ne[0] * w.ne[1] != count)
+    throw Error("cuda: tensor " + w.name + " must be f32 with " + std::to_string(count) + " elements");
+  float* d = static_cast<float*>(alloc(size_t(count) * sizeof(float)));
+  check(cudaMemcpy(d, w.data, size_t(count) * sizeof(float), cudaMemcpyHostToDevice), "upload vector");
   return d;
 }
 
