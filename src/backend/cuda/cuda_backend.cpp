@@ -22,6 +22,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "common/error.h"
 #include "common/npy.h"
+#include "model/layer_spec.h"
 #include "model/model.h"
 
 namespace minnow {
@@ -183,6 +184,12 @@ void CudaBackend::report() const {
                "VRAM in use %.0f of %.0f MiB\n",
                prop.name, w_->alloc_bytes / MiB, kv_->bytes() / MiB, n_seq_, n_ctx_, scratch_bytes_ / MiB,
                (total_b - free_b) / MiB, total_b / MiB);
+  const std::vector<std::string> used = features_in_use(p_.features, p_.layer);
+  if (!used.empty()) {
+    std::string list;
+    for (const std::string& u : used) list += (list.empty() ? "" : ", ") + u;
+    std::fprintf(stderr, "cuda: layer features: %s (%s QKV epilogue)\n", list.c_str(), fused_qkv_ ? "fused" : "unfused");
+  }
   if (f16w_)
     std::fprintf(stderr, "cuda: large batches: resident f16 weights (%.1f MiB), attention groups of %d\n",
                  f16w_bytes_ / MiB, attn_group_);
