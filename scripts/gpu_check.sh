@@ -3,7 +3,8 @@
 #   1. uses the binaries carried in .carry/bin (built on the dev machine with -DMINNOW_CUDA=ON; their
 #      non-CUDA shared libraries in .carry/lib) or, when those are absent, builds here with cmake + nvcc;
 #   2. runs the CUDA unit tests (tests/unit/test_cuda_kernels, _large, _features: every kernel and every layer
-#      feature against a host reference) and the kernel timings (test_cuda_perf);
+#      feature against a host reference; _models: the whole backend against the CPU backend on every
+#      architecture's small model) and the kernel timings (test_cuda_perf);
 #   3. runs the golden checks on the GPU (tests/py/test_golden.py with MINNOW_TEST_DEVICE=cuda, every golden it
 #      knows: ../shared/golden/*.jsonl with their models, MINNOW_SHARED_DIR pointing at the carried copy of
 #      ../shared), and compares GPU with CPU logits on every architecture's small model (models/*-tiny.gguf),
@@ -25,9 +26,9 @@
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
 #   cmake -S . -B build-cuda -DMINNOW_CUDA=ON && cmake --build build-cuda -j2 --target minnow synth_model \
-#     test_cuda_kernels test_cuda_large test_cuda_features test_cuda_perf
+#     test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf
 #   mkdir -p .carry/bin .carry/lib .carry/shared/{models,golden,vocab}
-#   for b in minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features test_cuda_perf; do
+#   for b in minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf; do
 #     strip -o .carry/bin/$b build-cuda/bin/$b; done
 #   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} .carry/lib/
 #   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 .carry/lib/
@@ -58,7 +59,7 @@ else
   t0=$(date +%s)
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMINNOW_CUDA=ON -DMINNOW_NATIVE=OFF > "$OUT/build.log" 2>&1 &&
     cmake --build build-gpu -j16 --target minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features \
-      test_cuda_perf >> "$OUT/build.log" 2>&1 ||
+      test_cuda_models test_cuda_perf >> "$OUT/build.log" 2>&1 ||
     { tail -30 "$OUT/build.log"; echo "build failed"; exit 1; }
   BIN=build-gpu/bin
   note "built on the device in $(( $(date +%s) - t0 )) s"
@@ -68,12 +69,12 @@ ONLY=${GPU_CHECK_ONLY:-}  # "bench": skip the unit tests, golden checks and GPU-
 if [ "$ONLY" != bench ]; then
 # ---- 2. unit tests and kernel timings ------------------------------------------------------------------
 rc=0
-for t in test_cuda_kernels test_cuda_large test_cuda_features; do
+for t in test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models; do
   [ -x "$BIN/$t" ] || continue
   MINNOW_SHARED_DIR=$SHARED timeout 180 "$BIN/$t" >> "$OUT/unit.log" 2>&1 || rc=1
 done
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
-note "unit tests (test_cuda_kernels, _large, _features): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c '  SKIPPED \]' "$OUT/unit.log") skipped, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
+note "unit tests (test_cuda_kernels, _large, _features, _models): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c '  SKIPPED \]' "$OUT/unit.log") skipped, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
 timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 

@@ -1,8 +1,7 @@
 // The CUDA backend's large-batch path (run_large: more than 32 tokens per forward chunk): every variant
-// (v1; v2 with whole groups, L2-sized dequant chunks on one or several streams, resident f16 weights, with and
-// without split-K, attention in groups of 32 or all at once) computes the same logits as the others and close to the CPU
-// backend, on the tiny TinyLlama-shaped model, with two sequences interleaved in one batch. Also the strided
-// SwiGLU, the split-K reduction and RoPE from the angle table against CPU references. Skips without a GPU; one skipped test in builds without CUDA.
+// (f16 dequant scratch, resident f16 weights, with the profile on) computes the same logits as the others and
+// close to the CPU backend, on the tiny TinyLlama-shaped model, with two sequences interleaved in one batch. Also
+// the strided SwiGLU and RoPE from the angle table against CPU references. Skips without a GPU; one skipped test in builds without CUDA.
 #include <gtest/gtest.h>
 
 #ifdef MINNOW_HAVE_CUDA

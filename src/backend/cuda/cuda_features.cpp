@@ -50,11 +50,11 @@ void CudaBackend::setup_features(const Model& model) {
   post_attn_ = f.o_bias || f.post_attn_norm;
   post_ffn_ = f.post_ffn_norm;
   act_ = f.act == GatedAct::GeluTanh ? cuda::Act::GeluTanh : cuda::Act::SiLU;
-  // The llama value stays the one the kernels always used (1 / sqrtf(head_dim) in float) unless the description
+  // The default value stays the one the kernels always used (1 / sqrtf(head_dim) in float) unless the description
   // asks for another scale.
-  const double llama_scale = 1.0 / std::sqrt(double(p_.head_dim_k));
+  const double default_scale = 1.0 / std::sqrt(double(p_.head_dim_k));
   attn_scale_ = 1.0f / std::sqrt(float(p_.head_dim_k));
-  if (f.attn_scale > 0 && std::fabs(f.attn_scale - llama_scale) > 1e-12 * llama_scale) attn_scale_ = float(f.attn_scale);
+  if (f.attn_scale > 0 && std::fabs(f.attn_scale - default_scale) > 1e-12 * default_scale) attn_scale_ = float(f.attn_scale);
   embd_scale_ = float(f.embd_scale);
   if (!(f.final_logit_softcap >= 0)) throw Error("cuda: bad final logit soft-cap");
   softcap_ = float(f.final_logit_softcap);
