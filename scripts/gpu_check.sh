@@ -27,16 +27,18 @@
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
 #   cmake -S . -B build-cuda -DMINNOW_CUDA=ON && cmake --build build-cuda -j2 --target minnow synth_model \
 #     test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf
-#   mkdir -p .carry/bin .carry/lib .carry/shared/{models,golden,vocab}
+#   S=/tmp/carry-stage; rm -rf $S; mkdir -p $S/bin $S/lib $S/shared/{models,golden,vocab}
 #   for b in minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf; do
-#     strip -o .carry/bin/$b build-cuda/bin/$b; done
-#   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} .carry/lib/
-#   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 .carry/lib/
-#   cp ../shared/models/tiny-llama-q4km.gguf ../shared/models/*-tiny.gguf .carry/shared/models/
-#   cp ../shared/golden/*.jsonl .carry/shared/golden/
-#   cp ../shared/vocab/ggml-vocab-llama-spm.gguf .carry/shared/vocab/
-#   (the real models of goldens such as smollm2-135m / gemma3-270m are large: carry them only when the golden
-#   test needs them and the 64 MiB carry limit allows; test_golden.py skips a golden whose model is absent)
+#     strip -o $S/bin/$b build-cuda/bin/$b; done
+#   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} $S/lib/
+#   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 $S/lib/
+#   cp ../shared/models/tiny-llama-q4km.gguf ../shared/models/*-tiny.gguf $S/shared/models/
+#   cp ../shared/golden/*.jsonl $S/shared/golden/
+#   cp ../shared/vocab/ggml-vocab-llama-spm.gguf $S/shared/vocab/
+#   rm -rf .carry; mkdir .carry; tar -C $S -cf - . | xz -6 -T2 > .carry/carry.tar.xz
+#   (~40 MB: the seven binaries are ~43 MB unpacked but ~3 MB packed, the six small models ~36 MB; the carry
+#   limit is 64 MiB. The real models of smollm2-135m / gemma3-270m do not fit beside them: test_golden.py skips a
+#   golden whose model is absent.) The script unpacks .carry/carry.tar.xz into .carry first.
 # then run it with the device tool, carry [".carry"].
 set -uo pipefail
 MODE=${1:-}
@@ -51,6 +53,10 @@ note() { summary+=("$1"); echo "== $1"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 
+if [ -f "$CARRY/carry.tar.xz" ] && [ ! -x "$CARRY/bin/minnow" ]; then  # packed carry (see the header)
+  python3 -c "import tarfile, sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$CARRY/carry.tar.xz" "$CARRY" ||
+    echo "could not unpack $CARRY/carry.tar.xz"
+fi
 if [ -x "$CARRY/bin/minnow" ]; then
   BIN=$CARRY/bin
   export LD_LIBRARY_PATH=$PWD/$CARRY/lib:${LD_LIBRARY_PATH:-}
