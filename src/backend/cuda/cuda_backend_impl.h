@@ -179,7 +179,6 @@ class CudaBackend final : public Backend {
   std::vector<float> layer_base_;          // [n_layer] RoPE base
   std::vector<const float*> layer_rope_;   // [n_layer] angle table of the unfused epilogue, or nullptr
   float* d_tmp_ = nullptr;                 // [kUbatch][n_embd]: attn_output / ffn_down before residual_post
-  float* d_u_ = nullptr;                   // [kUbatch][n_ff]: up, when the decode path cannot fuse the GLU
 
   // Prefill path.
   std::vector<LargeLayer> large_;   // [n_layer]

@@ -82,11 +82,10 @@ void CudaBackend::enqueue_small(int nt, int n_out) {
     o.d_trace = prof_->slot(label(l, "attn_output"));
     cuda::matvec(o, stream_);
     if (post_attn_) residual_post(d_tmp_, E, f.o_bias ? L.bo : nullptr, f.post_attn_norm ? L.post_attn_norm : nullptr, nt);
-    // gate and up with the FFN RMSNorm fused, and SwiGLU fused too; another activation follows as its own kernel.
-    const bool fuse_glu = act_ == cuda::Act::SiLU;
+    // gate and up with the FFN RMSNorm and the gated activation (SiLU or GELU-tanh) fused.
     cuda::MatvecArgs gu;
     gu.m[0] = mv(L.gate, d_g_, F);
-    gu.m[1] = mv(L.up, fuse_glu ? nullptr : d_u_, F);
+    gu.m[1] = mv(L.up, nullptr, F);
     gu.n_mats = 2;
     gu.n_in = E;
     gu.d_x = d_x_;
@@ -94,10 +93,10 @@ void CudaBackend::enqueue_small(int nt, int n_out) {
     gu.nb = nt;
     gu.d_norm = L.ffn_norm;
     gu.eps = eps;
-    gu.mode = fuse_glu ? cuda::MvMode::SwiGLU : cuda::MvMode::Store;
+    gu.mode = cuda::MvMode::SwiGLU;
+    gu.act = act_;
     gu.d_trace = prof_->slot(label(l, "gate+up"));
     cuda::matvec(gu, stream_);
-    if (!fuse_glu) cuda::glu_f32(d_g_, d_u_, int64_t(nt) * F, act_, stream_);
     // down, added to the residual.
     // (With a post-FFN norm: into d_tmp_, then residual_post.)
     cuda::MatvecArgs d;

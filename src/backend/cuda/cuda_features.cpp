@@ -62,7 +62,6 @@ void CudaBackend::setup_features(const Model& model) {
 
   const size_t U = kUbatch;
   if (post_attn_ || post_ffn_) d_tmp_ = scratch<float>(U * size_t(p_.n_embd));
-  if (act_ != cuda::Act::SiLU) d_u_ = scratch<float>(U * size_t(p_.n_ff));
   // Angle tables of the unfused epilogue: one per distinct base (with the frequency factors), computed in double
   // once, when they fit in 64 MiB together; otherwise the kernel computes the angles.
   layer_rope_.assign(size_t(L), nullptr);

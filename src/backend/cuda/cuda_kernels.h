@@ -34,10 +34,12 @@ void repack_rows(GgmlType t, const void* src, int64_t n, int64_t n_rows, void* d
 // When every matrix of the call is Q4_K or Q6_K, the normalised activations are rounded to int8 per block of
 // 32 (scale amax/127, round to nearest even; as llama.cpp's q8_1) and the dot products use dp4a; otherwise
 // they stay f32.
+// Gated activations: silu(x) = x / (1 + e^-x); gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+enum class Act : int { SiLU = 0, GeluTanh = 1 };
 enum class MvMode : int {
   Store = 0,   // y = W x
   Add = 1,     // y += W x (residual)
-  SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = silu(gate x) * (up x)
+  SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = act(gate x) * (up x) (MatvecArgs::act, SiLU by default)
   QkvRope = 3, // m[0] = Q, m[1] = K, m[2] = V: RoPE on Q (stored f32 in m[0].y) and K; K and V written as f16
                // into the caches at [seq][pos] (row stride m[1].n_out); needs even n_out
 };
@@ -58,6 +60,7 @@ struct MatvecArgs {
   const float* d_norm = nullptr;  // [n_in] RMSNorm weight or nullptr
   float eps = 1e-5f;
   MvMode mode = MvMode::Store;
+  Act act = Act::SiLU;  // SwiGLU only: the gate's activation
   // QkvRope only (see RopeKvArgs for the meaning):
   const int32_t* d_pos = nullptr;  // [nb]
   const int32_t* d_seq = nullptr;  // [nb]
@@ -186,9 +189,6 @@ void qkv_post(const QkvPostArgs& a, cudaStream_t s);
 // given (a post-attention / post-FFN norm), else v. bias may be nullptr. One block per row (fixed order).
 void residual_post(float* d_x, int ldx, const float* d_y, int ldy, const float* d_bias, const float* d_w, int n,
                    int rows, float eps, cudaStream_t s);
-enum class Act : int { SiLU = 0, GeluTanh = 1 };  // gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-// g[i] = act(g[i]) * u[i] for i < n (f32, in place)
-void glu_f32(float* d_g, const float* d_u, int64_t n, Act act, cudaStream_t s);
 // out_f16[r][i] = act(gu[r][i]) * gu[r][n_ff + i] (as swiglu_f16_ld, any act)
 void glu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, Act act, cudaStream_t s);
 // x[i] *= scale (embedding scale)

@@ -1,6 +1,6 @@
 // Kernels of the layer features beyond llama's (model/layer_spec.h): the unfused QKV epilogue (biases, per-head
 // Q/K RMSNorm, adjacent or NeoX RoPE on n_rot dims with frequency factors, KV-cache write), the residual add with
-// an output bias and a post-norm, gated activations (SiLU, GELU-tanh), the embedding scale and the logit
+// an output bias and a post-norm, gated activations (SiLU, GELU-tanh) of the prefill path, the embedding scale and the logit
 // soft-cap. Every kernel computes a token from that token's data only, in a fixed order (batch invariance).
 #include <cuda_fp16.h>
 
@@ -117,16 +117,12 @@ __global__ void k_residual_post(float* __restrict__ x, int ldx, const float* __r
 
 __device__ __forceinline__ float act_fn(float v, int act) {
   if (act == int(Act::GeluTanh)) {
-    // tanh in double: with --use_fast_math tanhf becomes tanh.approx.f32 (~5e-4 relative error).
+    // tanh in double: with --use_fast_math tanhf becomes tanh.approx.f32 (~5e-4 relative error). (The same
+    // function as matvec_body.cuh's mv_gelu_tanh.)
     const float k = 0.7978845608028654f;  // sqrt(2 / pi)
     return 0.5f * v * (1.f + float(tanh(double(k * (v + 0.044715f * v * v * v)))));
   }
   return v / (1.f + __expf(-v));
-}
-
-__global__ void k_glu_f32(float* __restrict__ g, const float* __restrict__ u, int64_t n, int act) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) g[i] = act_fn(g[i], act) * u[i];
 }
 
 __global__ void k_glu_f16_ld(const float* __restrict__ gu, int ld, int n_ff, int64_t n, __half* __restrict__ o,
@@ -167,12 +163,6 @@ void residual_post(float* d_x, int ldx, const float* d_y, int ldy, const float* 
   if (rows <= 0 || n <= 0) return;
   k_residual_post<<<unsigned(rows), 256, 0, s>>>(d_x, ldx, d_y, ldy, d_bias, d_w, n, eps);
   check(cudaGetLastError(), "residual_post launch");
-}
-
-void glu_f32(float* d_g, const float* d_u, int64_t n, Act act, cudaStream_t s) {
-  if (n <= 0) return;
-  k_glu_f32<<<blocks(n), 256, 0, s>>>(d_g, d_u, n, int(act));
-  check(cudaGetLastError(), "glu_f32 launch");
 }
 
 void glu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, Act act, cudaStream_t s) {

@@ -41,6 +41,7 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
+  int act;  // SwiGLU: 0 SiLU, 1 GELU-tanh (Act)
   int xreg;        // int8 path: keep each warp's first x items in registers between the statistics and the
                    // quantisation
   int rw;          // rows per warp (block rows = R * rw)
@@ -70,6 +71,13 @@ __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r)
     r -= a.m[mi].n_out;
     ++mi;
   }
+}
+
+// GELU with the tanh approximation; tanh in double (--use_fast_math would make tanhf tanh.approx.f32). The same
+// function as k_features.cu's, so the decode and prefill paths agree.
+__device__ __forceinline__ float mv_gelu_tanh(float v) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * v * (1.f + float(tanh(double(k * (v + 0.044715f * v * v * v)))));
 }
 
 __device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_rot, float base,
@@ -410,7 +418,7 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
           } else if (a.mode == 1) {
             *y = (a.rw == 1 ? ypre : *y) + v;
           } else {
-            const float g = v / (1.f + __expf(-v)) * acc2[b];
+            const float g = (a.act ? mv_gelu_tanh(v) : v / (1.f + __expf(-v))) * acc2[b];
             *y = g;
           }
         }
@@ -507,6 +515,7 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   k.norm = a.d_norm;
   k.eps = a.eps;
   k.mode = int(a.mode);
+  k.act = int(a.act);
   k.slot_bytes = (max_row + 15) / 16 * 16;
   k.xs_stride = a.n_in + (a.n_in / 64) * 4 + 4;
   k.pos = a.d_pos;
