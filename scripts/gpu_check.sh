@@ -2,34 +2,43 @@
 # The single device script for the CUDA backend (issue 4): in one call on the GPU machine it
 #   1. uses the binaries carried in .carry/bin (built on the dev machine with -DMINNOW_CUDA=ON; their
 #      non-CUDA shared libraries in .carry/lib) or, when those are absent, builds here with cmake + nvcc;
-#   2. runs the CUDA unit tests and the kernel timings (tests/unit/test_cuda_*.cpp);
-#   3. runs the golden teacher-forced KL checks and greedy runs on the GPU (tests/py/test_golden.py, with
-#      MINNOW_SHARED_DIR pointing at the carried copy of ../shared);
+#   2. runs the CUDA unit tests (tests/unit/test_cuda_kernels, _large, _features: every kernel and every layer
+#      feature against a host reference; _models: the whole backend against the CPU backend on every
+#      architecture's small model) and the kernel timings (test_cuda_perf);
+#   3. runs the golden checks on the GPU (tests/py/test_golden.py with MINNOW_TEST_DEVICE=cuda, every golden it
+#      knows: ../shared/golden/*.jsonl with their models, MINNOW_SHARED_DIR pointing at the carried copy of
+#      ../shared), and compares GPU with CPU logits on every architecture's small model (models/*-tiny.gguf),
+#      through both the prefill path (one pass) and the decode path (-b 1);
 #   4. writes the TinyLlama-shaped Q4_K_M model with synth_model, compares GPU and CPU logits (same KL bounds)
 #      and greedy output on a few prompts;
+#   4b. checks bitwise batch invariance of the decode path on every small model (tests/py/test_cuda_batch_invariance.py);
 #   5. runs `minnow bench --device cuda` (pp512, tg128, and both at depth 2048) and prints a table last;
-#      then tg128 (depth 0 and 2048) again with each env setting of GPU_CHECK_AB (default:
-#      MINNOW_CUDA_PERSISTENT=0, the kernel-per-op graphs; others: MINNOW_CUDA_V11=1, MINNOW_CUDA_PREFETCH=1 / =2)
-#      and once more with the default path;
-#   4b. checks bitwise batch invariance of the small-batch paths (tests/py/test_cuda_batch_invariance.py);
+#      then tg128 (depth 0 and 2048) again with each env setting of GPU_CHECK_AB (default: none) and once more
+#      with the default path;
 #   6. (GPU_CHECK_SERVER=1, default) the server load bench (tests/py/server_bench.py) at 32 and 128 clients.
 # Settings (environment): GPU_CHECK_ONLY=bench (skip 2-4), GPU_CHECK_NCU=0 (no Nsight Compute profiles),
 #   GPU_CHECK_AB="A=1 B=2,C=3" (tg128 again with each setting; "," joins variables), GPU_CHECK_BINS="name ..."
 #   (other builds carried in .carry/bin: logits compared bitwise, pp512/tg128 timed), GPU_CHECK_BITWISE="A=1 ..."
 #   (settings that must not change any logit), GPU_CHECK_KTRACE=1 (in-graph kernel timeline, MINNOW_CUDA_TRACE),
-#   GPU_CHECK_TRACE=1 (the persistent kernel's trace), GPU_CHECK_SERVER=0 (skip 6),
+#   GPU_CHECK_SERVER=0 (skip 6),
 #   GPU_CHECK_SERVER_SPECS="clients alone-checks env;..." (default "32 32 -;128 4 -;128 4 MINNOW_CUDA_F16W=auto").
 # Logs go to $OUT (the device tool's output folder) or /tmp/gpu_check.
 # Usage (device): bash scripts/gpu_check.sh [quick]     (quick: skip steps 4-5)
 # Preparing .carry on the dev machine (git-ignored; the device has no Debian dev packages and no ../shared):
 #   cmake -S . -B build-cuda -DMINNOW_CUDA=ON && cmake --build build-cuda -j2 --target minnow synth_model \
-#     test_cuda_kernels test_cuda_perf
-#   mkdir -p .carry/bin .carry/lib .carry/shared/{models,golden,vocab}
-#   for b in minnow synth_model test_cuda_kernels test_cuda_perf; do strip -o .carry/bin/$b build-cuda/bin/$b; done
-#   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} .carry/lib/
-#   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 .carry/lib/
-#   cp ../shared/models/tiny-llama-q4km.gguf .carry/shared/models/; cp ../shared/golden/*.jsonl .carry/shared/golden/
-#   cp ../shared/vocab/ggml-vocab-llama-spm.gguf .carry/shared/vocab/
+#     test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf
+#   S=/tmp/carry-stage; rm -rf $S; mkdir -p $S/bin $S/lib $S/shared/{models,golden,vocab}
+#   for b in minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models test_cuda_perf; do
+#     strip -o $S/bin/$b build-cuda/bin/$b; done
+#   cp -L /lib/x86_64-linux-gnu/{libpcre2-8.so.0,libutf8proc.so.2,libcpp-httplib.so.0.11,libfmt.so.9} $S/lib/
+#   cp -L /lib/x86_64-linux-gnu/libbrotli{dec,enc,common}.so.1 $S/lib/
+#   cp ../shared/models/tiny-llama-q4km.gguf ../shared/models/*-tiny.gguf $S/shared/models/
+#   cp ../shared/golden/*.jsonl $S/shared/golden/
+#   cp ../shared/vocab/ggml-vocab-llama-spm.gguf $S/shared/vocab/
+#   rm -rf .carry; mkdir .carry; tar -C $S -cf - . | xz -6 -T2 > .carry/carry.tar.xz
+#   (~40 MB: the seven binaries are ~43 MB unpacked but ~3 MB packed, the six small models ~36 MB; the carry
+#   limit is 64 MiB. The real models of smollm2-135m / gemma3-270m do not fit beside them: test_golden.py skips a
+#   golden whose model is absent.) The script unpacks .carry/carry.tar.xz into .carry first.
 # then run it with the device tool, carry [".carry"].
 set -uo pipefail
 MODE=${1:-}
@@ -44,6 +53,10 @@ note() { summary+=("$1"); echo "== $1"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 
+if [ -f "$CARRY/carry.tar.xz" ] && [ ! -x "$CARRY/bin/minnow" ]; then  # packed carry (see the header)
+  python3 -c "import tarfile, sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$CARRY/carry.tar.xz" "$CARRY" ||
+    echo "could not unpack $CARRY/carry.tar.xz"
+fi
 if [ -x "$CARRY/bin/minnow" ]; then
   BIN=$CARRY/bin
   export LD_LIBRARY_PATH=$PWD/$CARRY/lib:${LD_LIBRARY_PATH:-}
@@ -51,7 +64,8 @@ if [ -x "$CARRY/bin/minnow" ]; then
 else
   t0=$(date +%s)
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMINNOW_CUDA=ON -DMINNOW_NATIVE=OFF > "$OUT/build.log" 2>&1 &&
-    cmake --build build-gpu -j16 --target minnow synth_model test_cuda_kernels test_cuda_perf >> "$OUT/build.log" 2>&1 ||
+    cmake --build build-gpu -j16 --target minnow synth_model test_cuda_kernels test_cuda_large test_cuda_features \
+      test_cuda_models test_cuda_perf >> "$OUT/build.log" 2>&1 ||
     { tail -30 "$OUT/build.log"; echo "build failed"; exit 1; }
   BIN=build-gpu/bin
   note "built on the device in $(( $(date +%s) - t0 )) s"
@@ -61,12 +75,12 @@ ONLY=${GPU_CHECK_ONLY:-}  # "bench": skip the unit tests, golden checks and GPU-
 if [ "$ONLY" != bench ]; then
 # ---- 2. unit tests and kernel timings ------------------------------------------------------------------
 rc=0
-for t in test_cuda_kernels test_cuda_large test_cuda_gemm; do
+for t in test_cuda_kernels test_cuda_large test_cuda_features test_cuda_models; do
   [ -x "$BIN/$t" ] || continue
   MINNOW_SHARED_DIR=$SHARED timeout 180 "$BIN/$t" >> "$OUT/unit.log" 2>&1 || rc=1
 done
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |OK \]|FAILED  \]|Failure|Expected|Which is|actual" "$OUT/unit.log" | head -40
-note "unit tests (test_cuda_kernels, _large, _gemm): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c '  SKIPPED \]' "$OUT/unit.log") skipped, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
+note "unit tests (test_cuda_kernels, _large, _features, _models): rc=$rc, $(grep -c '       OK ' "$OUT/unit.log") ok, $(grep -c '  SKIPPED \]' "$OUT/unit.log") skipped, $(grep -c 'FAILED  \]' "$OUT/unit.log") failed lines"
 timeout 180 "$BIN/test_cuda_perf" > "$OUT/perf.log" 2>&1
 grep "\[perf\]" "$OUT/perf.log"
 
@@ -82,12 +96,57 @@ if command -v ncu > /dev/null && [ "${GPU_CHECK_NCU:-1}" != 0 ]; then
   set --
 fi
 
-# ---- 3. golden KL on the GPU ----------------------------------------------------------------------------
-MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED timeout 300 python3 -m pytest -q -s tests/py/test_golden.py \
-  -k "golden_kl or greedy_run" -p no:cacheprovider > "$OUT/golden.log" 2>&1
+# ---- 3. goldens on the GPU, and GPU vs CPU on every architecture's small model ----------------------------
+MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED MINNOW_TEST_DEVICE=cuda timeout 900 python3 -m pytest -q -s \
+  tests/py/test_golden.py -p no:cacheprovider > "$OUT/golden.log" 2>&1
 rc=$?
-grep -E "prompt [0-9]|passed|failed|Error|assert" "$OUT/golden.log" | head -30
-note "golden (GPU, tests/py/test_golden.py -k 'golden_kl or greedy_run'): rc=$rc: $(tail -1 "$OUT/golden.log")"
+grep -E "prompt [0-9]|passed|failed|skipped|Error|assert" "$OUT/golden.log" | head -40
+note "golden (GPU, tests/py/test_golden.py, MINNOW_TEST_DEVICE=cuda): rc=$rc: $(tail -1 "$OUT/golden.log")"
+BIN=$BIN SHARED=$SHARED timeout 600 python3 - <<'PY' 2>&1 | tee "$OUT/arch_compare.log"
+# GPU vs CPU logits on every small model: 120 tokens teacher-forced in one pass (the prefill path) and one token
+# per pass (-b 1, the decode path); KL over the CPU's top 40 as in the goldens, argmax where the CPU's gap > 0.5.
+import glob, os, subprocess, tempfile
+import numpy as np
+BIN, SHARED = os.environ["BIN"] + "/minnow", os.environ["SHARED"]
+toks = [1] + [(i * 7919 + 13) % 28000 + 100 for i in range(119)]
+def logits(model, dev, extra=()):
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([BIN, "score", "-m", model, "--tokens", ",".join(map(str, toks)), "--top", "1", "--dump", d,
+                            "--device", dev, "-c", "256", *extra], capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"
+        files = [os.path.join(d, "logits.npy")] + sorted(glob.glob(os.path.join(d, "logits.call*.npy")),
+                                                        key=lambda f: int(f.split("call")[-1][:-4]))
+        return np.concatenate([np.load(f) for f in files]).astype(np.float64), ""
+ok = True
+for model in sorted(glob.glob(os.path.join(SHARED, "models/*-tiny.gguf"))):
+    name = os.path.basename(model)
+    lc, err = logits(model, "cpu")
+    if lc is None:
+        print(f"{name}: CPU does not load it ({err}): skipped")
+        continue
+    for tag, extra in (("prefill", ()), ("decode -b 1", ("-b", "1"))):
+        lg, err = logits(model, "cuda", extra)
+        if lg is None:
+            print(f"{name} [{tag}]: CUDA FAILED: {err}")
+            ok = False
+            continue
+        kls, mism = [], 0
+        for i in range(len(toks)):
+            ids = np.argsort(-lc[i])[:40]
+            p = np.exp(lc[i, ids] - lc[i, ids].max()); p /= p.sum()
+            q = np.exp(lg[i, ids] - lg[i, ids].max()); q /= q.sum()
+            kls.append(float(np.sum(p * (np.log(p) - np.log(q)))))
+            s = np.sort(lc[i])[::-1]
+            if s[0] - s[1] > 0.5 and np.argmax(lg[i]) != ids[0]: mism += 1
+        kls = np.array(kls)
+        good = bool(np.all(np.isfinite(lg))) and kls.mean() <= 0.01 and kls.max() <= 0.05 and mism == 0
+        ok &= good
+        print(f"{name} [{tag}]: mean KL {kls.mean():.2e}, max KL {kls.max():.2e}, argmax mismatches {mism} -> "
+              f"{'OK' if good else 'FAIL'}")
+print("arch GPU vs CPU:", "OK" if ok else "FAIL")
+PY
+note "$(tail -1 "$OUT/arch_compare.log")"
 
 fi  # ONLY != bench
 [ "$MODE" = quick ] && { printf '%s\n' "${summary[@]}"; exit 0; }
@@ -147,12 +206,12 @@ PY
 fi
 if [ -f $TL ]; then
 
-  # ---- 4b. bitwise batch invariance of the small-batch paths (persistent kernel vs per-op graphs, batch 1-32) --
+  # ---- 4b. bitwise batch invariance of the decode path (batches 1-32), every small model + TinyLlama-shaped --
   MINNOW_BIN=$BIN/minnow MINNOW_SHARED_DIR=$SHARED MINNOW_TL_MODEL=$TL timeout 400 python3 -m pytest -q -s \
     tests/py/test_cuda_batch_invariance.py -p no:cacheprovider > "$OUT/invariance.log" 2>&1
   rc=$?
   grep -E "max \|diff\||passed|failed|skipped|Error|assert" "$OUT/invariance.log" | head -30
-  note "batch invariance (tests/py/test_cuda_batch_invariance.py, tiny-llama + TinyLlama-shaped): rc=$rc: $(tail -1 "$OUT/invariance.log")"
+  note "batch invariance (tests/py/test_cuda_batch_invariance.py, small models + TinyLlama-shaped): rc=$rc: $(tail -1 "$OUT/invariance.log")"
 
   # ---- 4c. settings that must not change a result: whole-model logits bitwise equal to the default's ---------
   # GPU_CHECK_BINS: other builds carried in .carry/bin (e.g. the commit before a change), compared the same way
@@ -173,12 +232,6 @@ if [ -f $TL ]; then
         grep "cuda trace"
     done
   fi
-  if [ "${GPU_CHECK_TRACE:-0}" = 1 ]; then  # where the persistent kernel's time goes (stderr of one short run each)
-    for d in 0 2048; do
-      MINNOW_CUDA_PERSISTENT=1 MINNOW_CUDA_TRACE=1 timeout 120 "$BIN/minnow" bench --device cuda -m $TL -p 0 -n 32 -d $d -r 1 2>&1 >/dev/null |
-        grep -A8 "persistent trace" | head -9
-    done
-  fi
   # ---- 5. speed ---------------------------------------------------------------------------------------------
   timeout 240 "$BIN/minnow" bench --device cuda -m $TL -p 512 -n 128 -d 0,2048 -r 5 -o json > "$OUT/bench.json" 2> "$OUT/bench.err"
   tail -3 "$OUT/bench.err"
@@ -194,7 +247,7 @@ for r in rows:
           + (f"{gbs:.0f} | {100 * gbs / 3040:.1f}% |" if r["n_gen"] else "- | - |"))
 PY
   # ---- 5b. the same decode tests with older paths selected by env (A/B in the same call) -------------------
-  for ab in ${GPU_CHECK_AB:-MINNOW_CUDA_PERSISTENT=0} ${GPU_CHECK_BINS:-}; do
+  for ab in ${GPU_CHECK_AB:-} ${GPU_CHECK_BINS:-}; do
     tag=$(printf '%s' "$ab" | tr -c 'A-Za-z0-9._-' '_')  # file names the device tool brings back
     exe=$BIN/minnow
     [ -x "$BIN/$ab" ] && { exe=$BIN/$ab; ab_env=MINNOW_NOTHING=1; } || ab_env=$ab

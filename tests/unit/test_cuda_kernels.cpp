@@ -113,9 +113,6 @@ std::vector<float> run_matvec(const Mat& m, const std::vector<float>& x, int nb,
   a.d_norm = norm ? norm->as<float>() : nullptr;
   a.eps = eps;
   a.mode = mode;
-  // An L2 prefetch of the weights themselves (a hint: the results must not change; the byte count is awkward).
-  a.d_pf[0] = m.dev->p;
-  a.pf_bytes[0] = cuda::dev_row_bytes(m.type, m.n_in) * size_t(m.n_out);
   cuda::matvec(a, nullptr);
   MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> y(size_t(nb) * m.n_out);
@@ -174,6 +171,7 @@ TEST(CudaKernels, MatvecAddSwigluAndMultiMatrix) {
   REQUIRE_GPU();
   const int n_in = 768, nb = 5;
   Mat g = make_mat(GgmlType::Q4_K, n_in, 45), u = make_mat(GgmlType::Q6_K, n_in, 45);
+  Mat g8 = make_mat(GgmlType::Q8_0, n_in, 45), u5 = make_mat(GgmlType::Q5_0, n_in, 45);
   auto x = randn(size_t(nb) * n_in);
   auto norm = randn(n_in);
   auto dn = upload(norm);
@@ -185,35 +183,44 @@ TEST(CudaKernels, MatvecAddSwigluAndMultiMatrix) {
     ref_matvec(g, x, nb, nullptr, 0, ref, mag);
     for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], y0[i] + ref[i], mag[i] + 2e-5 * std::fabs(y0[i]));
   }
-  // SwiGLU: y = silu(G x) * (U x)
-  {
-    auto dx = upload(x);
-    Dev dy(sizeof(float) * nb * 45);
-    dy.poison();
-    cuda::MatvecArgs a;
-    a.m[0] = {g.dev->p, g.type, 45, dy.as<float>(), 45};
-    a.m[1] = {u.dev->p, u.type, 45, nullptr, 45};
-    a.n_mats = 2;
-    a.n_in = n_in;
-    a.d_x = dx->as<float>();
-    a.ldx = n_in;
-    a.nb = nb;
-    a.d_norm = dn->as<float>();
-    a.eps = 1e-5f;
-    a.mode = cuda::MvMode::SwiGLU;
-    cuda::matvec(a, nullptr);
-    MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<float> y(nb * 45);
-    dy.get(y.data());
-    std::vector<double> rg, mg, ru, mu;
-    ref_matvec(g, x, nb, norm.data(), 1e-5f, rg, mg);
-    ref_matvec(u, x, nb, norm.data(), 1e-5f, ru, mu);
-    for (size_t i = 0; i < y.size(); ++i) {
-      const double want = rg[i] / (1 + std::exp(-rg[i])) * ru[i];
-      const double tol = 1.2 * (mg[i] * (std::fabs(ru[i]) + mu[i]) + mu[i] * (std::fabs(rg[i]) + mg[i] + 1)) + 1e-6;
-      ASSERT_NEAR(y[i], want, tol) << i;
+  // Gated activations: y = act(G x) * (U x), SiLU (the default) and GELU-tanh; on the int8 path (Q4_K, Q6_K) and
+  // the f32 path (Q8_0, Q5_0).
+  for (int path = 0; path < 2; ++path)
+    for (cuda::Act act : {cuda::Act::SiLU, cuda::Act::GeluTanh}) {
+      const Mat& G = path == 0 ? g : g8;
+      const Mat& U = path == 0 ? u : u5;
+      auto dx = upload(x);
+      Dev dy(sizeof(float) * nb * 45);
+      dy.poison();
+      cuda::MatvecArgs a;
+      a.m[0] = {G.dev->p, G.type, 45, dy.as<float>(), 45};
+      a.m[1] = {U.dev->p, U.type, 45, nullptr, 45};
+      a.n_mats = 2;
+      a.n_in = n_in;
+      a.d_x = dx->as<float>();
+      a.ldx = n_in;
+      a.nb = nb;
+      a.d_norm = dn->as<float>();
+      a.eps = 1e-5f;
+      a.mode = cuda::MvMode::SwiGLU;
+      if (act != cuda::Act::SiLU) a.act = act;  // SiLU: the default, not set
+      cuda::matvec(a, nullptr);
+      MINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<float> y(nb * 45);
+      dy.get(y.data());
+      std::vector<double> rg, mg, ru, mu;
+      ref_matvec(G, x, nb, norm.data(), 1e-5f, rg, mg);
+      ref_matvec(U, x, nb, norm.data(), 1e-5f, ru, mu);
+      for (size_t i = 0; i < y.size(); ++i) {
+        const double v = rg[i];
+        const double f = act == cuda::Act::SiLU
+                             ? v / (1 + std::exp(-v))
+                             : 0.5 * v * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+        const double want = f * ru[i];
+        const double tol = 1.2 * (mg[i] * (std::fabs(ru[i]) + mu[i]) + mu[i] * (std::fabs(f) + mg[i] + 1)) + 1e-6;
+        ASSERT_NEAR(y[i], want, tol) << "path " << path << " act " << int(act) << " " << i;
+      }
     }
-  }
   // Three matrices of different types sharing one input (Q, K, V).
   {
     Mat a0 = make_mat(GgmlType::Q4_K, n_in, 33), a1 = make_mat(GgmlType::Q8_0, n_in, 7),

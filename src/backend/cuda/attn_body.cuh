@@ -1,9 +1,7 @@
 #pragma once
-// The attention's device code (shared by the attention kernel, k_attention.cu, and the persistent decode
-// kernel, k_decode.cu). See k_attention.cu for the algorithm.
+// The attention's device code (used by the attention kernel, k_attention.cu). See k_attention.cu for the
+// algorithm.
 #include <cuda_fp16.h>
-
-#include <cstdlib>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -15,31 +13,14 @@ constexpr int kMaxChunk = 256;  // positions per block: attn_cfg().chunk (64, 12
 constexpr int kMaxG = 4;        // query heads per block: at most this many (attn_cfg().heads)
 __host__ __device__ constexpr int threads_for(int) { return 128; }
 
-// The chunking of the attention, read once from the environment (MINNOW_CUDA_ATTN_CHUNK = 64 | 128 | 256,
-// default 128; MINNOW_CUDA_ATTN_HEADS = 1 | 2 | 4 query heads per block, default 4). Both are fixed for the whole
-// process, so a token's arithmetic never depends on the batch; the head grouping never changes a result, the
-// chunk size does (it sets where the split-K merge happens).
+// The chunking of the attention: 128 positions per block (64 and 256 measured slower, v15 in
+// docs/cuda_notes.md), at most kMaxG query heads per block. Fixed, so a token's arithmetic never depends on the
+// batch (the chunk size sets where the split-K merge happens).
 struct AttnCfg {
   int chunk;
   int heads;
 };
-inline AttnCfg attn_cfg(int head_dim) {
-  static const AttnCfg env = [] {
-    AttnCfg c{128, kMaxG};
-    if (const char* e = std::getenv("MINNOW_CUDA_ATTN_CHUNK")) {
-      const int v = std::atoi(e);
-      if (v == 64 || v == 128 || v == 256) c.chunk = v;
-    }
-    if (const char* e = std::getenv("MINNOW_CUDA_ATTN_HEADS")) {
-      const int v = std::atoi(e);
-      if (v == 1 || v == 2 || v == 4) c.heads = v;
-    }
-    return c;
-  }();
-  AttnCfg c = env;
-  if (head_dim > 128 && c.chunk > 128) c.chunk = 128;  // shared memory
-  return c;
-}
+inline AttnCfg attn_cfg(int) { return AttnCfg{128, kMaxG}; }
 inline int n_splits(int n_ctx, int chunk) { return (n_ctx + chunk - 1) / chunk; }
 
 inline size_t smem_bytes(int D, int chunk) {
@@ -138,9 +119,11 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
         }
       }
     }
+    // Sliding window: positions at or before pos - window are masked (their weight becomes exactly 0).
+    const bool masked = a.window > 0 && start + p <= pos - a.window;
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g)
-      if (g < ng) sc[g * chunk + p] = s[g] * a.scale;
+      if (g < ng) sc[g * chunk + p] = masked ? -INFINITY : s[g] * a.scale;
   }
   __syncthreads();
 
@@ -153,7 +136,9 @@ __device__ __forceinline__ void attn_block(const AttnArgs& a, int splits, int g_
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     float l = 0.f;
     for (int p = lane; p < cnt; p += 32) {
-      const float e = __expf(sc[g * chunk + p] - m);
+      // m == -inf only when the window masks the whole chunk: its weights are 0 (and the merge gives it weight
+      // exp(-inf - M) = 0; the chunk of pos itself is never masked).
+      const float e = m == -INFINITY ? 0.f : __expf(sc[g * chunk + p] - m);
       sc[g * chunk + p] = e;
       l += e;
     }

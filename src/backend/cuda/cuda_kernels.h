@@ -34,10 +34,12 @@ void repack_rows(GgmlType t, const void* src, int64_t n, int64_t n_rows, void* d
 // When every matrix of the call is Q4_K or Q6_K, the normalised activations are rounded to int8 per block of
 // 32 (scale amax/127, round to nearest even; as llama.cpp's q8_1) and the dot products use dp4a; otherwise
 // they stay f32.
+// Gated activations: silu(x) = x / (1 + e^-x); gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+enum class Act : int { SiLU = 0, GeluTanh = 1 };
 enum class MvMode : int {
   Store = 0,   // y = W x
   Add = 1,     // y += W x (residual)
-  SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = silu(gate x) * (up x)
+  SwiGLU = 2,  // m[0] = gate, m[1] = up: m[0].y = act(gate x) * (up x) (MatvecArgs::act, SiLU by default)
   QkvRope = 3, // m[0] = Q, m[1] = K, m[2] = V: RoPE on Q (stored f32 in m[0].y) and K; K and V written as f16
                // into the caches at [seq][pos] (row stride m[1].n_out); needs even n_out
 };
@@ -58,6 +60,7 @@ struct MatvecArgs {
   const float* d_norm = nullptr;  // [n_in] RMSNorm weight or nullptr
   float eps = 1e-5f;
   MvMode mode = MvMode::Store;
+  Act act = Act::SiLU;  // SwiGLU only: the gate's activation
   // QkvRope only (see RopeKvArgs for the meaning):
   const int32_t* d_pos = nullptr;  // [nb]
   const int32_t* d_seq = nullptr;  // [nb]
@@ -67,27 +70,17 @@ struct MatvecArgs {
   void* d_vcache = nullptr;
   int n_ctx = 0;
   const float* d_rope = nullptr;  // optional [n_ctx][n_rot/2][2] = cos, sin of each angle (rope_table)
-  // Optional L2 prefetch of up to 3 byte ranges (weights a later kernel will read), issued by the blocks before
-  // they wait for the previous kernel. Only a hint to the memory system: results never depend on it.
-  const void* d_pf[3] = {nullptr, nullptr, nullptr};  // [pf_bytes[i]] device bytes each
-  size_t pf_bytes[3] = {0, 0, 0};
-  // int8 hand-off (int8 path only; see q8_bytes): a SwiGLU launch also writes its output quantised as the next
-  // launch would quantise it (d_q8_out), and that launch reads it (d_q8_in) instead of quantising d_x. Needs
-  // n_out % 32 == 0; q8_tokens is the token capacity of the buffer (>= nb).
-  void* d_q8_out = nullptr;
-  const void* d_q8_in = nullptr;
-  int q8_tokens = 0;
   // Optional timeline [3] (MINNOW_CUDA_TRACE=1): ~earliest block start, ~earliest block past the wait, latest
   // block end (%globaltimer ns; written with atomicMax onto zeros, so the first two are stored complemented).
   unsigned long long* d_trace = nullptr;
 };
-// cos and sin of pos * freq_scale * base^(-2i/n_rot) for pos < n_ctx, 2i < n_rot, computed in double.
-void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */);
+// cos and sin of pos * freq_scale * base^(-2i/n_rot) / factors[i] for pos < n_ctx, 2i < n_rot, computed in
+// double (factors: [n_rot/2] per-dimension frequency factors, or nullptr for none).
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out /* host */,
+                const float* factors = nullptr /* host */);
 // Launched with programmatic dependent launch: the block's weight rows are copied to shared memory
 // (cp.async) before waiting for the previous kernel, so weight fetch overlaps the previous kernel's tail.
 void matvec(const MatvecArgs& a, cudaStream_t s);
-// Bytes of an int8 hand-off buffer for `tokens` tokens of width n (n % 32 == 0).
-size_t q8_bytes(int tokens, int n);
 
 // ---- Dequantization ------------------------------------------------------------------------------------
 // out[r][:] = decode(table row ids[r]) for r < n (f32); ids is a device array.
@@ -109,10 +102,6 @@ void swiglu_f16(const float* d_g, const float* d_u, int64_t n, void* d_out_f16, 
 // out_f16[r][i] = silu(gu[r][i]) * gu[r][n_ff + i] for i < n_ff (gate and up side by side in one row of stride
 // ld >= 2 * n_ff, as one GEMM over the stacked gate and up matrices writes them); out is [rows][n_ff]
 void swiglu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, cudaStream_t s);
-// Split-K reduction: y[t][i] = (accumulate ? y[t][i] : 0) + sum_{b < n_parts, in order} parts[b][t][i] for
-// t < nt, i < m; parts is [n_parts][nt][m] (part b at parts + b * part_stride floats), y is [nt][ldy].
-void splitk_reduce(const float* d_parts, int n_parts, size_t part_stride, int m, int nt, float* d_y, int ldy,
-                   bool accumulate, cudaStream_t s);
 // dst[r][:] = src[idx[r]][:]
 void gather_rows(const float* d_src, int n_cols, const int32_t* d_idx, int n, float* d_dst, cudaStream_t s);
 
@@ -161,79 +150,50 @@ struct AttnArgs {
   float* d_out = nullptr;      // [n][ldo]
   int ldo = 0;
   unsigned long long* d_trace = nullptr;  // optional timeline [3], as MatvecArgs::d_trace
+  int window = 0;  // sliding window: > 0: a token at pos attends only to p' with pos - p' < window
 };
 bool attn_head_dim_supported(int head_dim);
 void attention(const AttnArgs& a, cudaStream_t s);
 
-// ---- Int8 tensor-core GEMM on quantized weights (large batches: prompts, batched decode) ----------------
-// Activations are rounded to int8 per token and per 32 elements (scale d = amax / 127, round to nearest even;
-// llama.cpp's q8_1 idea); the GEMM multiplies them with Q4_K / Q6_K weights in their device layout using
-// mma.sync int8 tensor-core instructions (one int32 result per 32-element sub-block, or per 16-element scale
-// group of Q6_K), then scales to f32 in a fixed K order. Token t's result never depends on how many tokens
-// share the launch or on the tile it lands in (batch invariance). Needs n_in % 256 == 0.
-// out_q[t][q8_pos(i)] = round(v[t][i] / d[t][i/32]),  v = x (* inv_rms(x[t]) * norm when d_norm != nullptr)
-// out_s[t][j] = {d[t][j], d[t][j] * sum_{i in block j} q}
-// Within each 64 elements the int8 values are stored in the order the GEMM's fragments read them (so quantize_q8
-// needs n_in % 64 == 0):
-inline int q8_pos(int i) {
-  const int k = i & 31;
-  return (i & ~63) + 16 * ((k & 15) >> 2) + 8 * ((i >> 5) & 1) + 4 * (k >> 4) + (k & 3);
-}
-void quantize_q8(const float* d_x /* [nt][ldx] */, int ldx, int nt, int n_in, const float* d_norm /* [n_in] */,
-                 float eps, int8_t* d_q /* [nt][n_in] */, float* d_s /* [nt][n_in/32][2] */, cudaStream_t s);
-bool gemm_q8_supported(GgmlType t);  // Q4_K, Q6_K
-enum class GemmMode : int {
-  Store = 0,   // y = W x
-  Add = 1,     // y += W x (residual)
-  SwiGLU = 2,  // m[0] = gate, m[1] = up (same n_out): m[0].y = silu(gate x) * (up x)
-  SwiGLUQ8 = 3,  // as SwiGLU, but the result is written as quantize_q8 would write it (d_q_out, d_s_out; the same
-                 // values); needs n_out % 64 == 0
+// ---- Kernels of the layer features (model/layer_spec.h) beyond llama's ------------------------------------
+// The QKV epilogue when a feature rules out the fused mat-vec epilogue, per token (one block each, so a token's
+// result never depends on the batch): q += bq, k += bk, v += bv (biases, when given); q and k per head RMS-
+// normalised over head_dim and multiplied by q_norm / k_norm (when given); RoPE on the first n_rot dims of each
+// q and k head, adjacent pairs (2i, 2i+1) or NeoX halves (i, i + n_rot/2), angle pos * freq_scale *
+// base^(-2i/n_rot) / factors[i]; q written back in place (f32), k and v as f16 into the cache at [seq][pos].
+struct QkvPostArgs {
+  float* d_q = nullptr;        // [n][ldq], n_head * head_dim used
+  const float* d_k = nullptr;  // [n][ldk], n_head_kv * head_dim used
+  const float* d_v = nullptr;  // [n][ldv]
+  int ldq = 0, ldk = 0, ldv = 0;
+  const int32_t* d_pos = nullptr;  // [n]
+  const int32_t* d_seq = nullptr;  // [n]
+  int n = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
+  const float* d_bq = nullptr;  // [n_head * head_dim] or nullptr (likewise bk, bv: [n_head_kv * head_dim])
+  const float* d_bk = nullptr;
+  const float* d_bv = nullptr;
+  const float* d_q_norm = nullptr;  // [head_dim] or nullptr (likewise k_norm)
+  const float* d_k_norm = nullptr;
+  float eps = 1e-6f;
+  bool neox = false;
+  const float* d_rope = nullptr;  // [n_ctx][n_rot/2][2] cos, sin (rope_table with the factors), or nullptr:
+  float freq_base = 10000.f, freq_scale = 1.f;  // then the angles are computed in double from these
+  const float* d_factors = nullptr;             // [n_rot/2] or nullptr
+  void* d_kcache = nullptr;  // f16 [n_seq][n_ctx][n_head_kv][head_dim]
+  void* d_vcache = nullptr;
+  int n_ctx = 0;
 };
-struct GemmMat {
-  const void* d_w = nullptr;  // [n_out][dev_row_bytes(type, n_in)]
-  GgmlType type = GgmlType::Q4_K;
-  int n_out = 0;
-  float* d_y = nullptr;  // [nt][ldy]
-  int ldy = 0;
-};
-struct GemmQ8Args {
-  GemmMat m[3];  // up to 3 matrices sharing the input (Q, K, V), each written to its own output
-  int n_mats = 1;
-  int n_in = 0;
-  const int8_t* d_xq = nullptr;  // [nt][n_in] (quantize_q8)
-  const float* d_xs = nullptr;   // [nt][n_in/32][2]
-  int nt = 0;
-  GemmMode mode = GemmMode::Store;
-  int8_t* d_q_out = nullptr;  // SwiGLUQ8: [nt][n_out] (q8_pos order)
-  float* d_s_out = nullptr;    // SwiGLUQ8: [nt][n_out/32][2]
-  int bn = 0;  // tokens per block tile: 32 or 64; 0 = chosen from the grid size (results are the same either way)
-};
-void gemm_q8(const GemmQ8Args& a, cudaStream_t s);
-
-// ---- Persistent decode: every layer of a small batch in one cooperative launch ---------------------------
-// The stages (mat-vecs and attention, in order) run inside one kernel whose blocks pass a grid-wide barrier
-// between stages instead of ending and relaunching; each block issues the next stage's weight copies before it
-// waits at the barrier. Every stage runs the same device code as matvec() / attention(), so the results are
-// bitwise equal to the kernel-per-op path. Supported: int8-path mat-vecs (all matrices Q4_K / Q6_K), head_dim
-// 32, 64 or 128, up to 8 tokens; DecodePlan's constructor throws Error otherwise (callers then use per-op kernels).
-struct DecodeStage {
-  bool attention = false;
-  MatvecArgs mv;  // when !attention (no L2 prefetch ranges)
-  AttnArgs at;    // when attention
-};
-class DecodePlan {
- public:
-  DecodePlan(const std::vector<DecodeStage>& stages, int nb);
-  ~DecodePlan();
-  DecodePlan(const DecodePlan&) = delete;
-  DecodePlan& operator=(const DecodePlan&) = delete;
-  void launch(cudaStream_t s);  // enqueues one run of every stage
-  int blocks() const;           // cooperative grid size (blocks of 256 threads)
-  size_t smem_bytes() const;    // dynamic shared memory per block
-
- private:
-  struct Impl;
-  Impl* impl_ = nullptr;
-};
+void qkv_post(const QkvPostArgs& a, cudaStream_t s);
+// x[r][i] += post(y[r][i] + bias[i]) for r < rows, i < n; post(v) = v * rsqrt(mean(v^2) + eps) * w[i] when w is
+// given (a post-attention / post-FFN norm), else v. bias may be nullptr. One block per row (fixed order).
+void residual_post(float* d_x, int ldx, const float* d_y, int ldy, const float* d_bias, const float* d_w, int n,
+                   int rows, float eps, cudaStream_t s);
+// out_f16[r][i] = act(gu[r][i]) * gu[r][n_ff + i] (as swiglu_f16_ld, any act)
+void glu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f16, Act act, cudaStream_t s);
+// x[i] *= scale (embedding scale)
+void scale(float* d_x, int64_t n, float scale, cudaStream_t s);
+// x[i] = cap * tanh(x[i] / cap) (final logit soft-cap)
+void softcap(float* d_x, int64_t n, float cap, cudaStream_t s);
 
 }  // namespace minnow::cuda

@@ -52,17 +52,14 @@ void launch_mv(const KArgs& k, int R, size_t smem, cudaStream_t s) {
 
 }  // namespace
 
-void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out) {
+void rope_table(int n_ctx, int n_rot, double freq_base, double freq_scale, float* out, const float* factors) {
   for (int p = 0; p < n_ctx; ++p)
     for (int i = 0; 2 * i < n_rot; ++i) {
-      const double th = double(p) * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      double th = double(p) * freq_scale * std::pow(freq_base, -2.0 * i / n_rot);
+      if (factors) th /= double(factors[i]);
       out[(size_t(p) * (n_rot / 2) + i) * 2] = float(std::cos(th));
       out[(size_t(p) * (n_rot / 2) + i) * 2 + 1] = float(std::sin(th));
     }
-}
-
-size_t q8_bytes(int tokens, int n) {
-  return size_t(tokens) * (size_t(xq_row(n)) + size_t(n / 32) * 4 + size_t(n / 16) * 4);  // planar int8 rows
 }
 
 void matvec(const MatvecArgs& a, cudaStream_t s) {
@@ -78,37 +75,10 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
   int rw = k.total_rows <= 3200 ? 1 : k.total_rows <= 12800 ? 2 : 4;
   // Warps per block: 16 halves the blocks, so the activation staging every block repeats costs half the
   // instructions (v14: tg128 1,276 -> 1,340 tok/s); the output matrix (4 rows per warp) keeps 8, which measured
-  // faster there. MINNOW_CUDA_WARPS=4/8/16 forces one value; the arithmetic of a row never depends on it.
-  static const int forced = [] {
-    const char* e = std::getenv("MINNOW_CUDA_WARPS");
-    const int w = e ? std::atoi(e) : 0;
-    return (w == 4 || w == 8 || w == 16) ? w : 0;
-  }();
-  int R = forced ? forced : (k.total_rows <= 12800 ? 16 : 8);
-  // MINNOW_CUDA_SHAPE=ROWS:RxRW[,ROWS:RxRW...] (e.g. 5632:16x3,2560:10x2; '+' also separates): the block shape
-  // (R warps, RW rows per warp) of the launches with ROWS output rows, for A/B timing; the arithmetic of a row never
-  // depends on it.
-  static const std::vector<std::array<int, 3>> shapes = [] {
-    std::vector<std::array<int, 3>> v;
-    const char* e = std::getenv("MINNOW_CUDA_SHAPE");
-    for (const char* p = e; p && *p;) {
-      int rows = 0, r = 0, w = 0, used = 0;
-      if (std::sscanf(p, "%d:%dx%d%n", &rows, &r, &w, &used) != 3) break;
-      if (r >= 1 && r <= kMaxWarps && w >= 1 && w <= 16) v.push_back({rows, r, w});
-      p += used;
-      if (*p == ',' || *p == '+') ++p;
-    }
-    return v;
-  }();
-  bool shaped = false;
-  for (const auto& sh : shapes)
-    if (sh[0] == k.total_rows && !k.q8o &&
-        (a.mode != MvMode::QkvRope || (sh[1] * sh[2] <= kMaxQkvRows && (sh[1] * sh[2]) % 2 == 0))) {
-      R = sh[1];
-      rw = sh[2];
-      shaped = true;
-    }
-  if (a.mode == MvMode::QkvRope && !shaped) rw = 1;  // RoPE pairs are exchanged through shared memory
+  // faster there. Other block shapes measured slower (v15, docs/cuda_notes.md); the arithmetic of a row never
+  // depends on the shape.
+  int R = k.total_rows <= 12800 ? 16 : 8;
+  if (a.mode == MvMode::QkvRope) rw = 1;  // RoPE pairs are exchanged through shared memory
   size_t smem = 0;
   for (;;) {
     smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
@@ -116,12 +86,6 @@ void matvec(const MatvecArgs& a, cudaStream_t s) {
     if (rw > 1) rw /= 2;
     else if (R > (a.mode == MvMode::QkvRope ? 2 : 1)) R /= 2;
     else throw Error("cuda: matvec: rows too long for shared memory");
-  }
-  if (k.q8o && (R * rw) % 32 != 0) {  // int8 hand-off: each block must own whole 32-blocks of the output
-    const int unit = 32 / R;         // R is 4, 8 or 16
-    rw = (rw + unit - 1) / unit * unit;
-    smem = size_t(R) * rw * slots_per_row * k.slot_bytes + stage;
-    if (R * rw > kMaxQkvRows || smem > size_t(kMaxSmem)) throw Error("cuda: matvec: int8 output shape does not fit");
   }
   k.rw = rw;
   if (NB == 1) {

@@ -61,18 +61,6 @@ __global__ void k_swiglu_f16_ld(const float* __restrict__ gu, int ld, int n_ff, 
   o[i] = __float2half_rn(v / (1.f + __expf(-v)) * row[n_ff + c]);
 }
 
-__global__ void k_splitk_reduce(const float* __restrict__ parts, int n_parts, size_t part_stride, int m, int64_t n,
-                                float* __restrict__ y, int ldy, bool accumulate) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const int64_t t = i / m;
-  const int c = int(i - t * m);
-  float s = parts[i];
-  for (int b = 1; b < n_parts; ++b) s += parts[size_t(b) * part_stride + size_t(i)];
-  float* o = y + t * ldy + c;
-  *o = accumulate ? *o + s : s;
-}
-
 __global__ void k_gather(const float* __restrict__ src, int n_cols, const int32_t* __restrict__ idx,
                          float* __restrict__ dst) {
   const int r = blockIdx.y;
@@ -227,15 +215,6 @@ void swiglu_f16_ld(const float* d_gu, int ld, int n_ff, int rows, void* d_out_f1
   const int64_t n = int64_t(rows) * n_ff;
   k_swiglu_f16_ld<<<blocks_for(n, 256), 256, 0, s>>>(d_gu, ld, n_ff, n, static_cast<__half*>(d_out_f16));
   check(cudaGetLastError(), "swiglu_f16_ld launch");
-}
-
-void splitk_reduce(const float* d_parts, int n_parts, size_t part_stride, int m, int nt, float* d_y, int ldy,
-                   bool accumulate, cudaStream_t s) {
-  if (nt <= 0 || m <= 0) return;
-  if (n_parts < 1 || ldy < m || part_stride < size_t(m) * size_t(nt)) throw Error("cuda: splitk_reduce: bad shape");
-  const int64_t n = int64_t(nt) * m;
-  k_splitk_reduce<<<blocks_for(n, 256), 256, 0, s>>>(d_parts, n_parts, part_stride, m, n, d_y, ldy, accumulate);
-  check(cudaGetLastError(), "splitk_reduce launch");
 }
 
 void gather_rows(const float* d_src, int n_cols, const int32_t* d_idx, int n, float* d_dst, cudaStream_t s) {

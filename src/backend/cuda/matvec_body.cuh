@@ -1,6 +1,6 @@
 #pragma once
-// The mat-vec's device code (shared by the mat-vec kernel, k_matvec.cu, and the persistent decode kernel,
-// k_decode.cu): argument block, weight copies, activation staging and one block's work (mv_block); the
+// The mat-vec's device code (used by the mat-vec kernel, k_matvec.cu): argument block, weight copies,
+// activation staging and one block's work (mv_block); the
 // weight-row dot products are in mv_dots.cuh. The arithmetic of a row never depends on the block shape, on rows
 // per warp, or on how many tokens share the launch.
 #include <cuda_fp16.h>
@@ -41,14 +41,7 @@ struct KArgs {
   const float* norm;  // [n_in] or nullptr
   float eps;
   int mode;
-  int bulk;  // weight rows copied by the copy engine (sm_90; every row a multiple of 16 bytes)
-  // int8 activations handed from one mat-vec to the next (layout of the shared-memory staging, token stride
-  // q8_tok): q8o written by a SwiGLU launch (int8 [tok][n_out] | f32 scale [tok][n_out/32] | f32 sum
-  // [tok][n_out/16]), q8i read by an int8-path launch instead of quantising x itself (the same values,
-  // computed by the producer).
-  uint8_t* q8o;
-  const uint8_t* q8i;
-  int q8_tok;
+  int act;  // SwiGLU: 0 SiLU, 1 GELU-tanh (Act)
   int xreg;        // int8 path: keep each warp's first x items in registers between the statistics and the
                    // quantisation
   int rw;          // rows per warp (block rows = R * rw)
@@ -63,8 +56,6 @@ struct KArgs {
   int n_ctx;
   const float* rope;     // [n_ctx][n_rot/2][2] or nullptr
   unsigned long long* trace;  // optional timeline [3] (MatvecArgs::d_trace)
-  const uint8_t* pf[3];  // L2 prefetch ranges [pf_n[i]] bytes (hint only)
-  unsigned long long pf_n[3];
 };
 
 
@@ -72,33 +63,6 @@ __device__ __forceinline__ void cp4(void* dst, const void* src) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
 }
-// L2 prefetch of the ranges in a.pf (weights of a later kernel): chunks of kPfChunk bytes dealt round-robin
-// over the blocks (chunk c to block c % n_blocks) so every SM issues a few. A hint only: no result depends on
-// it.
-constexpr unsigned kPfChunk = 4096;
-__device__ __forceinline__ void prefetch_l2(const uint8_t* p, unsigned n) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  n &= ~15u;  // the bulk prefetch wants a multiple of 16 bytes (the tail of a range is left out)
-  if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(n) : "memory");
-#else
-  for (unsigned o = 0; o < n; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
-#endif
-}
-template <class A>
-__device__ __forceinline__ void prefetch_ranges(const A& a) {
-  const unsigned long long nblk = (unsigned long long)gridDim.x * gridDim.y;
-  const unsigned long long me = (unsigned long long)threadIdx.x * nblk + blockIdx.y * gridDim.x + blockIdx.x;
-  const unsigned long long stride = nblk * blockDim.x;
-#pragma unroll
-  for (int i = 0; i < 3; ++i) {
-    const unsigned long long n = a.pf_n[i];
-    for (unsigned long long c = me; c * kPfChunk < n; c += stride) {
-      const unsigned long long off = c * kPfChunk;
-      prefetch_l2(a.pf[i] + off, unsigned(n - off < kPfChunk ? n - off : kPfChunk));
-    }
-  }
-}
-
 __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r) {
   mi = 0;
   r = row;
@@ -107,6 +71,13 @@ __device__ __forceinline__ void locate(const KArgs& a, int row, int& mi, int& r)
     r -= a.m[mi].n_out;
     ++mi;
   }
+}
+
+// GELU with the tanh approximation; tanh in double (--use_fast_math would make tanhf tanh.approx.f32). The same
+// function as k_features.cu's, so the decode and prefill paths agree.
+__device__ __forceinline__ float mv_gelu_tanh(float v) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * v * (1.f + float(tanh(double(k * (v + 0.044715f * v * v * v)))));
 }
 
 __device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_rot, float base,
@@ -120,62 +91,9 @@ __device__ __forceinline__ void rope2(float& a, float& b, int pos, int i, int n_
   b = x0 * s + x1 * c;
 }
 
-// Bulk (copy-engine) weight copies, sm_90 only: an mbarrier per warp counts the bytes in flight.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define MV_BULK_OK true
-#else
-#define MV_BULK_OK false
-#endif
-__device__ __forceinline__ void mv_bulk_fence() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void mv_mbar_init_expect(unsigned mbar, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mbar) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}" ::"r"(mbar),
-               "r"(bytes)
-               : "memory");
-#endif
-}
-__device__ __forceinline__ void mv_bulk_copy(void* dst, const void* src, unsigned bytes, unsigned mbar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  const unsigned d = unsigned(__cvta_generic_to_shared(dst));
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(d),
-      "l"(src), "r"(bytes), "r"(mbar)
-      : "memory");
-#endif
-}
-__device__ __forceinline__ void mv_mbar_wait(unsigned mbar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  unsigned done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(mbar)
-        : "memory");
-  } while (!done);
-#endif
-}
-__device__ __forceinline__ void mv_mbar_inval(unsigned mbar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.inval.shared::cta.b64 [%0];" ::"r"(mbar) : "memory");
-#endif
-}
-
 // One block of the mat-vec: block column bx (rows [bx * R * rw, ...)), token group by (tokens [by * NB,
 // ...)). `wait` is called once, after the weight copies are issued and before anything a predecessor writes
-// is read (the kernel passes the PDL wait; the persistent decode kernel a grid barrier). The caller
-// synchronises the block before reusing shared memory. Shared mbarriers of the bulk weight copies:
-// [region][warp] (regions 0 and 1: the persistent kernel prefetches one stage ahead into the other region).
-__device__ __forceinline__ unsigned mv_mbar(int region, int warp) {
-  __shared__ __align__(8) unsigned long long m[2 * kMaxWarps];
-  return unsigned(__cvta_generic_to_shared(&m[region * kMaxWarps + warp]));
-}
+// is read (the kernel passes the PDL wait). The caller synchronises the block before reusing shared memory.
 
 // Step 1 of a block: its weight rows -> shared memory at wsm (slot s at wsm + s * slot_bytes).
 // The q-th weight row a warp copies (q < rw: its rows of the block; SwiGLU: q >= rw, the same rows of the up
@@ -193,55 +111,33 @@ __device__ __forceinline__ bool mv_warp_row(const KArgs& a, int bx, int RB, int 
   return true;
 }
 
-__device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* wsm, const int region) {
+__device__ __forceinline__ void mv_issue(const KArgs& a, const int bx, uint8_t* wsm) {
   const int R = int(blockDim.x >> 5);
   const int RB = R * a.rw;
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
-  const unsigned mbar = mv_mbar(region, warp);
-  // 1. Weight rows -> shared memory (independent of the previous kernel). Each warp copies its own rows, so
-  // it
-  //    can start on them as soon as they arrive: with a.bulk (sm_90, rows of 16-byte multiples) lane 0 issues
-  //    one bulk copy per row (the copy engine, completion on the warp's mbarrier); otherwise every lane
-  //    issues 16- or 4-byte cp.async copies (completion per thread; __syncwarp publishes).
-  const bool bulk = MV_BULK_OK && a.bulk;
-  {
-    const int n_mine = a.mode == 2 ? 2 * a.rw : a.rw;
-    if (bulk) {
-      mv_bulk_fence();  // earlier generic accesses of this shared memory come before the copy engine's writes
-      __syncwarp();
-      if (lane == 0) {
-        unsigned total = 0;
-        int s, r;
-        const KMat* m;
-        for (int q = 0; q < n_mine; ++q)
-          if (mv_warp_row(a, bx, RB, warp, q, s, m, r)) total += unsigned(m->row_bytes);
-        mv_mbar_init_expect(mbar, total);
-        for (int q = 0; q < n_mine; ++q)
-          if (mv_warp_row(a, bx, RB, warp, q, s, m, r))
-            mv_bulk_copy(wsm + s * a.slot_bytes, m->w + size_t(r) * m->row_bytes, unsigned(m->row_bytes), mbar);
-      }
+  // 1. Weight rows -> shared memory (independent of the previous kernel). Each warp copies its own rows with
+  //    16- or 4-byte cp.async copies (completion per thread; __syncwarp publishes), so it can start on them
+  //    as soon as they arrive.
+  const int n_mine = a.mode == 2 ? 2 * a.rw : a.rw;
+  for (int q = 0; q < n_mine; ++q) {
+    int s, r;
+    const KMat* mp;
+    if (!mv_warp_row(a, bx, RB, warp, q, s, mp, r)) continue;
+    const KMat& m = *mp;
+    const uint8_t* src = m.w + size_t(r) * m.row_bytes;
+    uint8_t* dst = wsm + s * a.slot_bytes;
+    if ((m.row_bytes & 15) == 0) {
+      for (int c = lane; c < (m.row_bytes >> 4); c += 32) cp16(dst + c * 16, src + c * 16);
     } else {
-      for (int q = 0; q < n_mine; ++q) {
-        int s, r;
-        const KMat* mp;
-        if (!mv_warp_row(a, bx, RB, warp, q, s, mp, r)) continue;
-        const KMat& m = *mp;
-        const uint8_t* src = m.w + size_t(r) * m.row_bytes;
-        uint8_t* dst = wsm + s * a.slot_bytes;
-        if ((m.row_bytes & 15) == 0) {
-          for (int c = lane; c < (m.row_bytes >> 4); c += 32) cp16(dst + c * 16, src + c * 16);
-        } else {
-          for (int c = lane; c < (m.row_bytes >> 2); c += 32) cp4(dst + c * 4, src + c * 4);
-        }
-      }
-      cp_commit();
+      for (int c = lane; c < (m.row_bytes >> 2); c += 32) cp4(dst + c * 4, src + c * 4);
     }
   }
+  cp_commit();
 }
 
 template <int NB, int XM, class Wait>  // XM: 0 f32 staged, 1 f32 from global, 2 int8 staged (Q4_K/Q6_K only)
 __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const int by, uint8_t* wsm,
-                                            uint8_t* xsm, const bool issue, const int region, Wait&& wait) {
+                                            uint8_t* xsm, Wait&& wait) {
   constexpr bool STAGED = XM == 0;
   __shared__ float s_inv[NB];
   __shared__ float s_res[kMaxQkvRows][NB];  // QkvRope: row results of the block, exchanged for pairs
@@ -249,11 +145,8 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
   const int RB = R * a.rw;  // rows per block
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 
-  const bool bulk = MV_BULK_OK && a.bulk;
-  const unsigned mbar = mv_mbar(region, warp);
   trace_first(a.trace);
-  if (issue) mv_issue(a, bx, wsm, region);
-  prefetch_ranges(a);  // after this block's own weight requests
+  mv_issue(a, bx, wsm);
   // RoPE inputs (positions come from the host, written before the graph starts): lane b, token b.
   int pre_pos = 0, pre_seq = 0;
   float2 pre_cs = make_float2(1.f, 0.f);
@@ -342,23 +235,6 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
       }
       *reinterpret_cast<float4*>(xs + b * a.xs_stride + xi(col)) = v;
     }
-  } else if (XM == 2 && a.q8i) {
-    // Quantised by the producer (q8o of the previous launch): copy this token group's rows.
-    const int nblk = a.n_in >> 5;
-    const uint8_t* gq = a.q8i;
-    const float* gd = reinterpret_cast<const float*>(gq + size_t(a.q8_tok) * xq_row(a.n_in));
-    const float* gs = gd + size_t(a.q8_tok) * nblk;
-    const int nq = nb * xq_row(a.n_in) / 16, nd = nb * nblk / 4, ns = nb * 2 * nblk / 4;
-    for (int i = tid; i < nq + nd + ns; i += int(blockDim.x)) {
-      if (i < nq)
-        cp16(xq + 16 * i, gq + size_t(b0) * xq_row(a.n_in) + 16 * size_t(i));
-      else if (i < nq + nd)
-        cp16(xqd + 4 * (i - nq), gd + size_t(b0) * nblk + 4 * size_t(i - nq));
-      else
-        cp16(xqs + 4 * (i - nq - nd), gs + size_t(b0) * 2 * nblk + 4 * size_t(i - nq - nd));
-    }
-    cp_commit();
-    cp_wait_all();
   } else if (XM == 2) {
     // Four lanes per (token, 32-element block), 8 elements each: scale = amax / 127, round to nearest even,
     // integer sums per 16. The whole warp iterates together (shuffles need every lane).
@@ -488,14 +364,8 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
     }
   }
   __syncthreads();
-  if (bulk) {  // this warp's weight rows
-    mv_mbar_wait(mbar);
-    __syncwarp();
-    if (lane == 0) mv_mbar_inval(mbar);
-  } else {
-    cp_wait_all();
-    __syncwarp();
-  }
+  cp_wait_all();  // this warp's weight rows
+  __syncwarp();
 
   // 3. rw rows per warp, each reduced by the whole warp; 4. epilogue.
   for (int k = 0; k < a.rw; ++k) {
@@ -548,44 +418,10 @@ __device__ __forceinline__ void mv_block_ex(const KArgs& a, const int bx, const 
           } else if (a.mode == 1) {
             *y = (a.rw == 1 ? ypre : *y) + v;
           } else {
-            const float g = v / (1.f + __expf(-v)) * acc2[b];
+            const float g = (a.act ? mv_gelu_tanh(v) : v / (1.f + __expf(-v))) * acc2[b];
             *y = g;
-            if (XM == 2 && a.q8o) s_res[slot][b] = g;
           }
         }
-      }
-    }
-  }
-  if (XM == 2 && a.mode == 2 && a.q8o) {
-    // The block's rows are whole 32-blocks of the next launch's input (the launcher checks RB % 32 == 0):
-    // warp w quantises (block, token) pairs exactly as the staging above would (amax / 127, round to nearest
-    // even, integer sums per 16; the max and the integer sums do not depend on the order).
-    __syncthreads();
-    const int nblk_out = a.total_rows >> 5;
-    uint8_t* gq = a.q8o;
-    float* gd = reinterpret_cast<float*>(gq + size_t(a.q8_tok) * xq_row(a.total_rows));
-    float* gs = gd + size_t(a.q8_tok) * nblk_out;
-    for (int p = warp; p < (RB >> 5) * nb; p += R) {
-      const int gi = p / nb, b = p - gi * nb;
-      const int row0 = bx * RB + gi * 32;
-      if (row0 >= a.total_rows) continue;
-      const float v = s_res[gi * 32 + lane][b];
-      float amax = fabsf(v);
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-      const float d = amax / 127.f;
-      const float id = d > 0.f ? 127.f / amax : 0.f;
-      const int qv = __float2int_rn(v * id);
-      int sum = qv;
-#pragma unroll
-      for (int o = 1; o < 16; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      const int t = b0 + b, j = row0 >> 5;
-      gq[size_t(t) * xq_row(a.total_rows) + xperm(row0 + lane, a.total_rows)] = uint8_t(qv & 0xFF);  // staged layout
-      if (lane == 0) {
-        gd[size_t(t) * nblk_out + j] = d;
-        gs[size_t(t) * 2 * nblk_out + 2 * j] = float(sum);
-      } else if (lane == 16) {
-        gs[size_t(t) * 2 * nblk_out + 2 * j + 1] = float(sum);
       }
     }
   }
@@ -638,7 +474,7 @@ template <int NB, int XM, class Wait>
 __device__ __forceinline__ void mv_block(const KArgs& a, const int bx, const int by, uint8_t* smem,
                                          Wait&& wait) {
   const int nslots = a.mode == 2 ? 2 * int(blockDim.x >> 5) * a.rw : int(blockDim.x >> 5) * a.rw;
-  mv_block_ex<NB, XM>(a, bx, by, smem, smem + nslots * a.slot_bytes, true, 0, wait);
+  mv_block_ex<NB, XM>(a, bx, by, smem, smem + nslots * a.slot_bytes, wait);
 }
 
 // Host side: validates a and fills k (all but rw); xm: the activation path (0 f32 staged, 1 f32 from global,
@@ -679,6 +515,7 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   k.norm = a.d_norm;
   k.eps = a.eps;
   k.mode = int(a.mode);
+  k.act = int(a.act);
   k.slot_bytes = (max_row + 15) / 16 * 16;
   k.xs_stride = a.n_in + (a.n_in / 64) * 4 + 4;
   k.pos = a.d_pos;
@@ -691,43 +528,8 @@ inline void mv_prepare(const MatvecArgs& a, int NB, KArgs& k, int& xm, size_t& s
   k.vc = static_cast<__half*>(a.d_vcache);
   k.n_ctx = a.n_ctx;
   k.rope = a.d_rope;
-  static const bool v11 = [] {
-    const char* e = std::getenv("MINNOW_CUDA_V11");  // 1: the v11 kernels (for A/B timing in one run)
-    return e && std::string(e) == "1";
-  }();
-  k.xreg = v11 ? 0 : 1;
-  // Copy-engine weight copies: measured no faster than cp.async in the kernel-per-op path (docs/cuda_notes.md
-  // v13), so opt-in there (MINNOW_CUDA_BULK=1); the persistent kernel turns them on (it prefetches with
-  // them).
-  static const bool bulk_on = [] {
-    const char* e = std::getenv("MINNOW_CUDA_BULK");
-    return e && std::string(e) == "1";
-  }();
-  k.bulk = bulk_on ? 1 : 0;
+  k.xreg = 1;
   k.trace = a.d_trace;
-  k.q8o = static_cast<uint8_t*>(a.d_q8_out);
-  k.q8i = static_cast<const uint8_t*>(a.d_q8_in);
-  k.q8_tok = a.q8_tokens;
-  if (k.q8o || k.q8i) {
-    const bool q8types = [&] {
-      for (int i = 0; i < a.n_mats; ++i)
-        if (a.m[i].type != GgmlType::Q4_K && a.m[i].type != GgmlType::Q6_K) return false;
-      return true;
-    }();
-    if (!q8types || a.q8_tokens < a.nb) throw Error("cuda: matvec: bad int8 hand-off");
-    if (k.q8o && (a.mode != MvMode::SwiGLU || k.total_rows % 64 != 0))  // whole 64-column pieces (xperm)
-      throw Error("cuda: matvec: bad int8 output");
-    if (k.q8i && a.n_in % 128 != 0) throw Error("cuda: matvec: bad int8 input");
-    if (a.q8_tokens % 8 != 0) throw Error("cuda: matvec: int8 hand-off capacity must be a multiple of 8");
-  }
-  for (int i = 0; i < k.n_mats; ++i)
-    if (k.m[i].row_bytes % 16 != 0) k.bulk = 0;
-  for (int i = 0; i < 3; ++i) {
-    k.pf[i] = static_cast<const uint8_t*>(a.d_pf[i]);
-    k.pf_n[i] = a.d_pf[i] ? a.pf_bytes[i] : 0;
-    if (k.pf_n[i] && (reinterpret_cast<uintptr_t>(a.d_pf[i]) & 15) != 0)
-      throw Error("cuda: matvec: misaligned prefetch");
-  }
   // int8 activations when every matrix is Q4_K or Q6_K (a choice that depends on the types only, never on
   // nb).
   bool q8 = true;
