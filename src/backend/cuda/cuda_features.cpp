@@ -36,6 +36,15 @@ void CudaBackend::setup_features(const Model& model) {
     }
   }
   if (f.norm != NormKind::RMS) throw Error("cuda: this norm kind is not supported");
+  // Refused until the kernels compute them (the CPU backend does): cos/sin scaled by an attention factor, a
+  // per-layer linear RoPE scale, and LongRoPE's long factors (chosen when the context exceeds n_ctx_orig).
+  if (f.rope_attn_factor != 1.0) throw Error("cuda: feature not supported: rope attention factor (LongRoPE)");
+  for (const LayerSpec& s : p_.layer)
+    if (s.rope_freq_scale != p_.rope_freq_scale)
+      throw Error("cuda: feature not supported: per-layer linear rope scale");
+  if (model.rope_freqs_long.data && n_ctx_ > p_.n_ctx_orig)
+    throw Error("cuda: feature not supported: long rope factors (LongRoPE beyond the original context; use -c " +
+                std::to_string(p_.n_ctx_orig) + " or less)");
   bool one_base = true;
   for (double b : base) one_base = one_base && b == p_.rope_freq_base;
   if (f.rope_freq_factors && !w_->rope_freqs) throw Error("cuda: rope frequency factors announced but no rope_freqs");
