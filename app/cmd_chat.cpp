@@ -20,6 +20,7 @@
 #include "app/common_model_flags.h"
 #include "chat/chat_prompt.h"
 #include "chat/chat_session.h"
+#include "chat/chat_template.h"
 #include "common/args.h"
 #include "common/error.h"
 #include "gguf/gguf_file.h"
@@ -32,14 +33,6 @@ namespace {
 std::atomic<bool> g_interrupt{false};
 
 extern "C" void on_sigint(int) { g_interrupt.store(true); }
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open chat template file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int cmd_chat(int argc, char** argv) {
   ModelFlags mf;
@@ -57,7 +50,7 @@ int cmd_chat(int argc, char** argv) {
   if (n_predict < -1) throw Error("-n must be >= -1");
   sp.seed = seed;
 
-  std::string tmpl_src = template_file.empty() ? "" : read_text_file(template_file);
+  std::string tmpl_src = template_file.empty() ? "" : read_template_file(template_file);
   LoadedModel lm = load_model_and_tokenizer(mf);
   ChatTemplate tmpl = ChatTemplate::from_model(lm.model->gguf(), tmpl_src);
   build_backend(lm, mf, 4096);

@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "app/common_model_flags.h"
 #include "backend/backend_factory.h"
+#include "chat/chat_template.h"
 #include "common/args.h"
 #include "common/error.h"
 #include "model/model.h"
@@ -108,14 +109,8 @@ int cmd_serve(int argc, char** argv) {
   so.greedy_shortcut = auto_on_off("--greedy-shortcut", greedy);
   resolve_device(mf.device);  // unknown device names fail before we listen
   so.model_id = alias.empty() ? basename_no_ext(mf.model) : alias;
-  std::string template_src;
-  if (!template_file.empty()) {
-    std::ifstream in(template_file, std::ios::binary);
-    if (!in) throw Error("cannot read chat template file '" + template_file + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    template_src = ss.str();
-  }
+  // Bounded read: regular files only (directories, FIFOs and devices are refused with a clear error).
+  const std::string template_src = template_file.empty() ? "" : read_template_file(template_file);
 
   // Signals go to one thread (sigwait); every other thread is created after they are blocked.
   sigset_t set;
