@@ -14,6 +14,7 @@
 #include "backend/backend_factory.h"
 #include "common/args.h"
 #include "common/error.h"
+#include "common/start_thread.h"
 #include "model/model.h"
 #include "server/http_server.h"
 #include "server/gguf_server_model.h"
@@ -132,7 +133,7 @@ int cmd_serve(int argc, char** argv) {
   std::fprintf(stderr, "minnow serve: listening on http://%s:%d (loading %s)\n", so.host.c_str(), port,
                mf.model.c_str());
   std::atomic<bool> quit_signal{false};
-  std::thread sig([&] {
+  std::thread sig = start_thread("signal handling", [&] {
     int s = 0;
     sigwait(&set, &s);
     if (s == SIGUSR1) return;
