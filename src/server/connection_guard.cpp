@@ -157,7 +157,10 @@ ssize_t ConnStream::read(char* ptr, size_t size) {
     off_ += n;
     return static_cast<ssize_t>(n);
   }
-  if (!is_readable()) return -1;  // deadline passed, or no data for io_timeout
+  if (!is_readable()) {  // deadline passed, or no data for io_timeout
+    timed_out_ = true;
+    return -1;
+  }
   for (;;) {
     ssize_t n = size >= buf_.size() ? ::recv(c_.fd, ptr, size, 0) : ::recv(c_.fd, buf_.data(), buf_.size(), 0);
     if (n < 0 && errno == EINTR) continue;

@@ -93,6 +93,9 @@ class ConnStream : public httplib::Stream {
   socket_t socket() const override { return c_.fd; }
   // Waits up to ms for the first byte of a request (buffered or on the socket); false on timeout or close.
   bool wait_readable(int ms) const;
+  // A read failed for want of data in time (deadline or io timeout): the connection is to be closed, even if
+  // httplib answered the broken request and would keep it alive.
+  bool timed_out() const { return timed_out_; }
 
  private:
   int read_wait_ms() const;  // how long one read may wait: min(io timeout, time to the deadline)
@@ -100,6 +103,7 @@ class ConnStream : public httplib::Stream {
   int io_timeout_ms_;
   std::vector<char> buf_ = std::vector<char>(4096);
   size_t off_ = 0, len_ = 0;
+  bool timed_out_ = false;
 };
 
 // httplib::TaskQueue with one thread per task, started on demand up to max_threads and reused afterwards.

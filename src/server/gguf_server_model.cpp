@@ -1,5 +1,7 @@
 #include "server/gguf_server_model.h"
 
+#include <algorithm>
+
 #include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
 #include "common/error.h"
@@ -11,7 +13,14 @@ namespace minnow::server {
 GgufServerModel::GgufServerModel(const Tokenizer& tok, const GgufFile& gguf, std::string id,
                                    const std::string& template_override)
     : tok_(tok), id_(std::move(id)),
-      tmpl_(std::make_unique<ChatTemplate>(ChatTemplate::from_model(gguf, template_override))) {}
+      tmpl_(std::make_unique<ChatTemplate>(ChatTemplate::from_model(gguf, template_override))) {
+  // A token stands for at most its rendered bytes or its text (control / user-defined tokens matched in the
+  // input); an unknown character (at most 4 bytes of UTF-8) becomes one <unk>. The tokenizer never shrinks
+  // its input (invalid UTF-8 becomes U+FFFD, which is no shorter), so this bounds bytes per token.
+  max_token_bytes_ = 4;
+  for (int32_t id = 0; id < tok_.n_vocab(); ++id)
+    max_token_bytes_ = std::max({max_token_bytes_, tok_.token_to_piece(id).size(), tok_.token_text(id).size()});
+}
 
 GgufServerModel::~GgufServerModel() = default;
 
@@ -28,6 +37,10 @@ bool GgufServerModel::is_eog(int32_t token) const { return tok_.is_eog(token); }
 std::vector<int32_t> GgufServerModel::chat_prompt(const nlohmann::json& messages) const {
   // Template control tokens are parsed; message text never is (it cannot inject a turn).
   return build_chat_prompt(tok_, *tmpl_, nlohmann::ordered_json::parse(messages.dump()), true).tokens;
+}
+
+size_t GgufServerModel::chat_prompt_bytes(const nlohmann::json& messages) const {
+  return tmpl_->apply(nlohmann::ordered_json::parse(messages.dump()), true).size();
 }
 
 }  // namespace minnow::server

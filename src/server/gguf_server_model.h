@@ -26,11 +26,14 @@ class GgufServerModel : public ServerModel {
   std::string token_to_piece(int32_t token) const override;
   bool is_eog(int32_t token) const override;
   std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override;
+  size_t max_token_bytes() const override { return max_token_bytes_; }
+  size_t chat_prompt_bytes(const nlohmann::json& messages) const override;
 
  private:
   const Tokenizer& tok_;
   std::string id_;
   std::unique_ptr<ChatTemplate> tmpl_;
+  size_t max_token_bytes_ = 0;
 };
 
 }  // namespace minnow::server

@@ -73,7 +73,7 @@ struct Svr : httplib::Server {
         c->deadline = Clock::now() + ms(limits.head_timeout_s);
         bool closed = false;
         ret = process_request(strm, left == 1, closed, nullptr);
-        if (!ret || closed) break;
+        if (!ret || closed || strm.timed_out()) break;
       }
       tl_conn = nullptr;
       table.release(c);
