@@ -34,13 +34,35 @@ std::string GgufServerModel::token_to_piece(int32_t token) const { return tok_.t
 
 bool GgufServerModel::is_eog(int32_t token) const { return tok_.is_eog(token); }
 
+namespace {
+
+// The messages as ordered_json (what the template takes): strings are moved over as they are, without the
+// serialise-and-parse round trip that costs most for long contents.
+nlohmann::ordered_json ordered_messages(const nlohmann::json& messages) {
+  if (!messages.is_array()) return nlohmann::ordered_json::parse(messages.dump());
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& m : messages) {
+    if (!m.is_object()) {
+      out.push_back(nlohmann::ordered_json::parse(m.dump()));
+      continue;
+    }
+    nlohmann::ordered_json o = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : m.items())
+      o[k] = v.is_string() ? nlohmann::ordered_json(v.get_ref<const std::string&>()) : nlohmann::ordered_json::parse(v.dump());
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<int32_t> GgufServerModel::chat_prompt(const nlohmann::json& messages) const {
   // Template control tokens are parsed; message text never is (it cannot inject a turn).
-  return build_chat_prompt(tok_, *tmpl_, nlohmann::ordered_json::parse(messages.dump()), true).tokens;
+  return build_chat_prompt(tok_, *tmpl_, ordered_messages(messages), true).tokens;
 }
 
 size_t GgufServerModel::chat_prompt_bytes(const nlohmann::json& messages) const {
-  return tmpl_->apply(nlohmann::ordered_json::parse(messages.dump()), true).size();
+  return tmpl_->apply(ordered_messages(messages), true).size();
 }
 
 }  // namespace minnow::server
