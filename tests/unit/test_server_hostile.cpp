@@ -252,3 +252,24 @@ TEST(ServerHostile, ProbabilitiesOutOfRangeAre400) {
     EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;
   }
 }
+
+TEST(ServerHostile, ShutdownDoesNotWaitForSlowConnections) {
+  ServerOptions o;
+  o.conn.head_timeout_s = 60;  // were they waited for, shutdown would take a minute
+  Harness h(o);
+  std::vector<int> fds;
+  for (int i = 0; i < 50; ++i) {
+    int fd = raw_connect(h.port);
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET /health HTTP/1.1\r\n");
+    fds.push_back(fd);
+  }
+  for (int i = 0; i < 250 && h.srv->open_connections() < 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(h.srv->open_connections(), 50u);
+  auto t0 = Clock::now();
+  h.srv->shutdown();
+  h.srv->wait();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0);
+  EXPECT_EQ(h.srv->open_connections(), 0u);
+  for (int fd : fds) ::close(fd);
+}
