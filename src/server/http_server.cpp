@@ -188,6 +188,11 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>(opt.con
                            [this] { impl_->svr.table.evict_all_idle(); });
   };
   svr.set_payload_max_length(16u << 20);
+  // httplib puts these on each accepted socket (SO_RCVTIMEO / SO_SNDTIMEO): a blocking send that makes no
+  // progress gives up after the same time ConnStream waits for a writable socket.
+  const auto io_s = static_cast<time_t>(std::max(1.0, opt_.conn.io_timeout_s));
+  svr.set_read_timeout(io_s);
+  svr.set_write_timeout(io_s);
   svr.set_tcp_nodelay(true);
   metrics_.slots_total.store(opt_.n_slots);
 
