@@ -160,9 +160,10 @@ TEST(ServerHostile, BusyConnectionsAreNeverEvictedAndTheNextOneGets429) {
   h.be->hold = true;  // both requests stay in their handlers
   auto a = std::async(std::launch::async, [&] { return h.client(30)->Post("/v1/chat/completions", chat_body("a", 2).dump(), "application/json"); });
   auto b = std::async(std::launch::async, [&] { return h.client(30)->Post("/v1/chat/completions", chat_body("b", 2).dump(), "application/json"); });
-  for (int i = 0; i < 500 && h.be->entered.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_GE(h.be->entered.load(), 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // both handlers are running
+  // Both handlers are running (their connections are busy) once two requests are in flight.
+  for (int i = 0; i < 1000 && h.srv->metrics().http_in_flight.load() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(h.srv->metrics().http_in_flight.load(), 2);
   int fd = raw_connect(h.port);
   ASSERT_GE(fd, 0);
   std::string got;
