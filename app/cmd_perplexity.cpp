@@ -4,8 +4,6 @@
 // half of each chunk is scored. Prints the running PPL per chunk and "Final estimate: PPL = x +/- y".
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -13,6 +11,7 @@
 #include "app/common_model_flags.h"
 #include "common/args.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -27,16 +26,14 @@ int cmd_perplexity(int argc, char** argv) {
   int n_batch = 2048, n_chunks = -1;
   ArgParser args("perplexity");
   mf.add_to(args);
-  args.add_string({"-f", "--file"}, &file, "text file to evaluate (required)");
+  args.add_string({"-f", "--file"}, &file, "text file to evaluate (required; a regular file of at most 256 MiB)");
   args.add_int({"-b", "--batch-size"}, &n_batch, "tokens per forward pass (default 2048, at most CTX)");
   args.add_int({"--chunks"}, &n_chunks, "evaluate at most N chunks (default -1: all)");
   if (!args.parse(argc, argv, 1)) return 0;
   if (file.empty()) throw Error("no text file given (use -f FILE)");
   if (mf.ctx < 3) throw Error("-c must be at least 3 for perplexity");
   if (n_batch <= 0) throw Error("-b must be positive");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error("cannot open " + file);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_input_file(file);
 
   LoadedModel lm = load_model_and_tokenizer(mf);
   build_backend(lm, mf, mf.ctx);

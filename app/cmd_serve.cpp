@@ -15,6 +15,7 @@
 #include "chat/chat_template.h"
 #include "common/args.h"
 #include "common/error.h"
+#include "common/start_thread.h"
 #include "model/model.h"
 #include "server/http_server.h"
 #include "server/gguf_server_model.h"
@@ -95,6 +96,14 @@ int cmd_serve(int argc, char** argv) {
   args.add_string({"--greedy-shortcut"}, &greedy,
                   "auto, on or off: temperature-0 requests without logprobs take the backend's top ids instead of "
                   "whole logits rows (default auto: on for cuda, where it saves the logits copy to the host)");
+  args.add_int({"--max-connections"}, &so.conn.max_connections,
+               "open connections overall; over it the oldest idle one is closed (default 1024)");
+  args.add_int({"--max-client-connections"}, &so.conn.max_per_client,
+               "open connections from one client address (default 128)");
+  args.add_float({"--header-timeout"}, &so.conn.head_timeout_s,
+                 "seconds a client gets to send the request line and headers (default 10)");
+  args.add_float({"--body-timeout"}, &so.conn.body_timeout_s,
+                 "seconds a client gets to send the request body (default 60)");
   args.add_string({"--alias"}, &alias, "model name reported by the API (default: the file name)");
   args.add_string({"--chat-template-file"}, &template_file, "Jinja chat template to use instead of the model's");
   if (!args.parse(argc, argv, 1)) return 0;
@@ -105,6 +114,14 @@ int cmd_serve(int argc, char** argv) {
   if (so.chunk < 1 || so.chunk > 4096) throw Error("--chunk must be between 1 and 4096");
   if (so.max_prompt_per_step < 0) throw Error("--step-prompt must be >= 0");
   if (!(so.shutdown_grace_s >= 0)) throw Error("--shutdown-timeout must be >= 0");
+  if (so.conn.max_connections < 1 || so.conn.max_connections > 65536)
+    throw Error("--max-connections must be between 1 and 65536");
+  if (so.conn.max_per_client < 1 || so.conn.max_per_client > so.conn.max_connections)
+    throw Error("--max-client-connections must be between 1 and --max-connections");
+  if (!(so.conn.head_timeout_s > 0 && so.conn.head_timeout_s <= 3600))
+    throw Error("--header-timeout must be in (0, 3600] seconds");
+  if (!(so.conn.body_timeout_s > 0 && so.conn.body_timeout_s <= 3600))
+    throw Error("--body-timeout must be in (0, 3600] seconds");
   so.split_passes = auto_on_off("--split-passes", split);
   so.greedy_shortcut = auto_on_off("--greedy-shortcut", greedy);
   resolve_device(mf.device);  // unknown device names fail before we listen
@@ -127,7 +144,7 @@ int cmd_serve(int argc, char** argv) {
   std::fprintf(stderr, "minnow serve: listening on http://%s:%d (loading %s)\n", so.host.c_str(), port,
                mf.model.c_str());
   std::atomic<bool> quit_signal{false};
-  std::thread sig([&] {
+  std::thread sig = start_thread("signal handling", [&] {
     int s = 0;
     sigwait(&set, &s);
     if (s == SIGUSR1) return;

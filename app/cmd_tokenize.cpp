@@ -1,8 +1,5 @@
 // minnow tokenize -m MODEL (-p TEXT | -f FILE) [--no-bos] [--special]: token ids on one line.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -10,19 +7,11 @@
 #include "app/commands.h"
 #include "common/args.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
-
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw minnow::Error("cannot open file '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw minnow::Error("cannot read file '" + path + "'");
-  return ss.str();
-}
 
 int cmd_tokenize(int argc, char** argv) {
   std::string model, prompt, file;
@@ -30,7 +19,7 @@ int cmd_tokenize(int argc, char** argv) {
   minnow::ArgParser args("tokenize");
   args.add_string({"-m", "--model"}, &model, "GGUF model or tokenizer-only GGUF file");
   args.add_string({"-p", "--prompt"}, &prompt, "text to tokenize");
-  args.add_string({"-f", "--file"}, &file, "file whose exact bytes are tokenized");
+  args.add_string({"-f", "--file"}, &file, "regular file whose exact bytes are tokenized (at most 256 MiB)");
   args.add_flag({"--no-bos"}, &no_bos, "add no BOS/EOS tokens");
   args.add_flag({"--special"}, &special, "recognise special-token texts (e.g. <|im_start|>) in the input");
   args.add_flag({"--pieces"}, &pieces, "print the pre-tokenizer's pieces (JSON array) instead of ids");
@@ -38,7 +27,7 @@ int cmd_tokenize(int argc, char** argv) {
   if (model.empty()) throw minnow::Error("tokenize needs a model (-m FILE)");
   const bool has_p = args.was_set("-p"), has_f = args.was_set("-f");
   if (has_p == has_f) throw minnow::Error("tokenize needs exactly one of -p TEXT or -f FILE");
-  const std::string text = has_f ? read_file_bytes(file) : prompt;
+  const std::string text = has_f ? minnow::read_input_file(file) : prompt;
 
   auto gguf = minnow::GgufFile::open(model);
   auto tok = minnow::Tokenizer::from_gguf(*gguf);

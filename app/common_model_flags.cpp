@@ -91,8 +91,8 @@ ChatPromptFn& run_chat_prompt_hook() {
 void add_sampler_flags(ArgParser& args, SamplerParams& sp, int64_t& seed) {
   args.add_float({"--temp"}, &sp.temp, "temperature (default 0.8; <= 0: greedy)");
   args.add_int({"--top-k"}, &sp.top_k, "top-k (default 40; <= 0: off)");
-  args.add_float({"--top-p"}, &sp.top_p, "top-p (default 0.95; 1: off)");
-  args.add_float({"--min-p"}, &sp.min_p, "min-p (default 0.05; 0: off)");
+  args.add_float({"--top-p"}, &sp.top_p, "top-p in [0, 1] (default 0.95; 1: off)", 0.0, 1.0);
+  args.add_float({"--min-p"}, &sp.min_p, "min-p in [0, 1] (default 0.05; 0: off)", 0.0, 1.0);
   args.add_float({"--repeat-penalty"}, &sp.repeat_penalty, "repetition penalty (default 1.0: off)");
   args.add_int({"--repeat-last-n"}, &sp.repeat_last_n, "tokens the penalty looks back on (default 64; -1: all)");
   args.add_int({"-s", "--seed"}, &seed, "random seed (default -1: random)");

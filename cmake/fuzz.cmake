@@ -1,6 +1,7 @@
-# GGUF robustness tooling (issue 2, scope 1): a small library with only the GGUF reader, an in-process
-# checker, an `info`-only minnow binary (cheap to rebuild under AddressSanitizer), the libFuzzer target,
-# and the ctest entries that build and run them.
+# Robustness tooling. GGUF (issue 2, scope 1): a small library with only the GGUF reader, an in-process
+# checker, an `info`-only minnow binary (cheap to rebuild under AddressSanitizer), the libFuzzer target.
+# OpenAI request bodies (issue 18): the parsers alone, a corpus checker, a libFuzzer target. And the ctest
+# entries that build and run them.
 set(MINNOW_GGUF_ONLY_SOURCES
     ${CMAKE_SOURCE_DIR}/src/gguf/gguf_file.cpp ${CMAKE_SOURCE_DIR}/src/gguf/gguf_parser.cpp
     ${CMAKE_SOURCE_DIR}/src/gguf/gguf_value.cpp ${CMAKE_SOURCE_DIR}/src/gguf/gguf_writer.cpp
@@ -18,6 +19,17 @@ add_executable(minnow_info_only ${CMAKE_SOURCE_DIR}/app/main.cpp ${CMAKE_SOURCE_
 target_compile_options(minnow_info_only PRIVATE ${MINNOW_WARN})
 target_link_libraries(minnow_info_only PRIVATE minnow_gguf_only)
 set_target_properties(minnow_info_only PROPERTIES OUTPUT_NAME minnow-info)
+
+# The OpenAI request parsers alone (issue 18): what the JSON request fuzzer and its corpus checker need.
+add_library(minnow_openai_only STATIC ${CMAKE_SOURCE_DIR}/src/server/openai_api.cpp)
+target_include_directories(minnow_openai_only PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
+target_compile_options(minnow_openai_only PRIVATE ${MINNOW_WARN})
+target_link_libraries(minnow_openai_only PUBLIC nlohmann_json::nlohmann_json)
+
+# openai_request_check FILE...: each file as a request body through the parsers, in-process (see the header).
+add_executable(openai_request_check ${CMAKE_SOURCE_DIR}/fuzz/openai_request_check.cpp)
+target_compile_options(openai_request_check PRIVATE ${MINNOW_WARN})
+target_link_libraries(openai_request_check PRIVATE minnow_openai_only)
 
 # Under -DMINNOW_ASAN=ON, the in-process malformed-file gtest against the reader alone (no need to build
 # all of minnow_core with sanitizers).
@@ -40,6 +52,11 @@ if(MINNOW_FUZZ)
   target_compile_options(gguf_fuzz PRIVATE ${MINNOW_WARN} -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer)
   target_link_options(gguf_fuzz PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(gguf_fuzz PRIVATE minnow_gguf_only)
+  target_compile_options(minnow_openai_only PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_executable(openai_request_fuzz ${CMAKE_SOURCE_DIR}/fuzz/openai_request_fuzz.cpp)
+  target_compile_options(openai_request_fuzz PRIVATE ${MINNOW_WARN} -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer)
+  target_link_options(openai_request_fuzz PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(openai_request_fuzz PRIVATE minnow_openai_only)
 endif()
 
 find_package(Python3 COMPONENTS Interpreter)
@@ -49,7 +66,9 @@ if(MINNOW_TESTS AND NOT MINNOW_FUZZ AND NOT MINNOW_ASAN)
            COMMAND bash ${CMAKE_SOURCE_DIR}/tests/asan/run_malformed_asan.sh ${CMAKE_BINARY_DIR}/gguf-asan)
   add_test(NAME gguf_fuzz
            COMMAND bash ${CMAKE_SOURCE_DIR}/tests/asan/run_fuzz.sh ${CMAKE_BINARY_DIR}/gguf-fuzz)
-  set_tests_properties(gguf_asan_malformed gguf_fuzz PROPERTIES
+  add_test(NAME openai_request_fuzz
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/asan/run_openai_fuzz.sh ${CMAKE_BINARY_DIR}/gguf-fuzz)
+  set_tests_properties(gguf_asan_malformed gguf_fuzz openai_request_fuzz PROPERTIES
     ENVIRONMENT "MINNOW_SHARED_DIR=${MINNOW_SHARED_DIR};MINNOW_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHON=${Python3_EXECUTABLE}"
     SKIP_RETURN_CODE 77 TIMEOUT 900 RUN_SERIAL TRUE)
 endif()

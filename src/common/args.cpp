@@ -29,6 +29,14 @@ double parse_float(const std::string& flag, const std::string& s) {
   return v;
 }
 
+namespace {
+std::string fmt_num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+}  // namespace
+
 void ArgParser::add_string(std::vector<std::string> names, std::string* dst, std::string help) {
   opts_.push_back({std::move(names), std::move(help), true, [dst](const std::string& v) { *dst = v; }});
 }
@@ -49,6 +57,16 @@ void ArgParser::add_float(std::vector<std::string> names, double* dst, std::stri
   std::string n0 = names[0];
   opts_.push_back({std::move(names), std::move(help), true,
                    [dst, n0](const std::string& v) { *dst = parse_float(n0, v); }});
+}
+void ArgParser::add_float(std::vector<std::string> names, double* dst, std::string help, double lo, double hi) {
+  std::string n0 = names[0];
+  opts_.push_back({std::move(names), std::move(help), true, [dst, n0, lo, hi](const std::string& v) {
+                     const double x = parse_float(n0, v);
+                     if (!(x >= lo && x <= hi))
+                       throw Error("flag " + n0 + " must be between " + fmt_num(lo) + " and " + fmt_num(hi) + ", got '" +
+                                   v + "'");
+                     *dst = x;
+                   }});
 }
 void ArgParser::add_flag(std::vector<std::string> names, bool* dst, std::string help) {
   opts_.push_back({std::move(names), std::move(help), false, [dst](const std::string&) { *dst = true; }});

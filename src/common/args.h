@@ -18,6 +18,8 @@ class ArgParser {
   void add_int(std::vector<std::string> names, int64_t* dst, std::string help);
   void add_int(std::vector<std::string> names, int* dst, std::string help);
   void add_float(std::vector<std::string> names, double* dst, std::string help);
+  // A number that must lie in [lo, hi] (e.g. a probability in [0, 1]); outside it, parse() throws Error.
+  void add_float(std::vector<std::string> names, double* dst, std::string help, double lo, double hi);
   void add_flag(std::vector<std::string> names, bool* dst, std::string help);
   // Free-form positional arguments (in order). Without this, positionals are an error.
   void allow_positional(std::vector<std::string>* dst, std::string help);

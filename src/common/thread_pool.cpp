@@ -1,8 +1,12 @@
 #include "common/thread_pool.h"
 
+#include "common/error.h"
+
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -70,15 +74,28 @@ struct ThreadPool::Impl {
 
 ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
   impl_->n = n_threads < 1 ? 1 : n_threads;
-  for (int i = 1; i < impl_->n; ++i) impl_->workers.emplace_back([this, i] { impl_->worker(i); });
+  for (int i = 1; i < impl_->n; ++i) {
+    try {
+      impl_->workers.emplace_back([this, i] { impl_->worker(i); });
+    } catch (const std::system_error& e) {
+      // The workers already started must be joined before their std::thread objects go away (otherwise
+      // std::terminate); then the failure becomes an ordinary one-line error.
+      stop_workers();
+      throw Error("cannot start CPU worker thread " + std::to_string(i) + " of " + std::to_string(impl_->n) +
+                  " (" + e.what() + "); try fewer threads (-t)");
+    }
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   impl_->stop = true;
   impl_->generation.fetch_add(1, std::memory_order_release);
   impl_->generation.notify_all();
   for (auto& t : impl_->workers) t.join();
+  impl_->workers.clear();
 }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 int ThreadPool::size() const { return impl_->n; }
 

@@ -10,7 +10,8 @@ namespace minnow {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads >= 1 (the caller counts as one)
+  // n_threads >= 1 (the caller counts as one). Throws Error when a worker thread cannot be created.
+  explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -31,6 +32,7 @@ class ThreadPool {
   }
 
  private:
+  void stop_workers();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -9,6 +9,25 @@
 
 namespace minnow {
 
+namespace {
+
+// Checks block_count against the tensor table before anything is sized by it: every layer has tensors of its
+// own, so the file must hold at least block_count tensors and some tensor of the last layer ("blk.N-1.").
+// A hostile count (10^7) then fails at once instead of allocating per-layer state first.
+void check_block_count(const GgufFile& f, const std::string& key, int64_t n_layer) {
+  const auto& ts = f.tensors();
+  if (static_cast<uint64_t>(n_layer) > ts.size())
+    throw Error("metadata " + key + " = " + std::to_string(n_layer) + " is more than the file's " +
+                std::to_string(ts.size()) + " tensors");
+  const std::string last = "blk." + std::to_string(n_layer - 1) + ".";
+  for (const auto& t : ts)
+    if (t.name.compare(0, last.size(), last) == 0) return;
+  throw Error("metadata " + key + " = " + std::to_string(n_layer) + " but the file has no tensors of layer " +
+              std::to_string(n_layer - 1) + " (" + last + "*)");
+}
+
+}  // namespace
+
 ModelParams ModelParams::from_gguf(const GgufFile& f) {
   ModelParams p;
   auto arch = f.get_string("general.architecture");
@@ -20,6 +39,7 @@ ModelParams ModelParams::from_gguf(const GgufFile& f) {
   const std::string& pre = meta.prefix();
 
   p.n_layer = meta.req_int("block_count");
+  check_block_count(f, pre + "block_count", p.n_layer);
   p.n_embd = meta.req_int("embedding_length");
   p.n_head = meta.req_int("attention.head_count");
   p.n_head_kv = meta.opt_int("attention.head_count_kv", p.n_head);

@@ -28,12 +28,15 @@ class GgufServerModel : public ServerModel {
   bool is_eog(int32_t token) const override;
   std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override;
   void cancel_renders() override { cancel_.store(true); }
+  size_t max_token_bytes() const override { return max_token_bytes_; }
+  size_t chat_prompt_bytes(const nlohmann::json& messages) const override;
 
  private:
   std::atomic<bool> cancel_{false};
   const Tokenizer& tok_;
   std::string id_;
   std::unique_ptr<ChatTemplate> tmpl_;
+  size_t max_token_bytes_ = 0;
 };
 
 }  // namespace minnow::server

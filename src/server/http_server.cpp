@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include "common/error.h"
+#include "common/start_thread.h"
 #include "server/conn_probe.h"
 #include "server/generation.h"
 #include "server/openai_api.h"
@@ -30,13 +31,73 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 namespace {
 
-// httplib's listen backlog is compiled into Debian's library (5); many simultaneous clients need more.
+// The connection currently served by this thread (httplib runs a connection's handlers on the thread that
+// reads it), so routing and handlers can move its phase on.
+thread_local Conn* tl_conn = nullptr;
+
+// httplib's server with our connection handling: ConnStream (deadlines), ConnectionTable (caps, eviction).
 struct Svr : httplib::Server {
+  explicit Svr(const ConnLimits& lim) : limits(lim), table(lim) {}
+  ConnLimits limits;
+  ConnectionTable table;
+
+  // httplib's listen backlog is compiled into Debian's library (5); many simultaneous clients need more.
   void raise_backlog(int n) {
     auto s = svr_sock_.load();
     if (s != INVALID_SOCKET) ::listen(s, n);
   }
+
+  // Replaces httplib's keep-alive loop (run on one of ConnThreads' threads for each accepted socket).
+  bool process_and_close_socket(socket_t sock) override {
+    auto c = std::make_shared<Conn>();
+    c->fd = sock;
+    peer_of(sock, c->ip, c->port);
+    bool ret = false;
+    auto admitted = table.admit(c);
+    if (admitted != ConnectionTable::Admit::Ok) {
+      ApiError e = admitted == ConnectionTable::Admit::TooManyFromClient
+                       ? ApiError(429, "too many open connections from this client", "rate_limit_error", "",
+                                  "too_many_connections")
+                       : ApiError(503, "the server has too many open connections", "unavailable_error", "",
+                                  "too_many_connections");
+      send_refusal(sock, e.status, dump_json(error_body(e)));
+    } else {
+      ConnStream strm(*c, limits.io_timeout_s);
+      tl_conn = c.get();
+      const auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+      for (size_t left = std::max<size_t>(1, keep_alive_max_count_); left > 0 && svr_sock_ != INVALID_SOCKET; --left) {
+        table.set_phase(*c, ConnPhase::Idle);
+        if (!strm.wait_readable(static_cast<int>(ms(limits.idle_timeout_s).count())) || table.evicted(*c)) break;
+        table.set_phase(*c, ConnPhase::Head);
+        c->has_deadline = true;
+        c->deadline = Clock::now() + ms(limits.head_timeout_s);
+        bool closed = false;
+        ret = process_request(strm, left == 1, closed, nullptr);
+        if (!ret || closed || strm.timed_out()) break;
+      }
+      tl_conn = nullptr;
+      table.release(c);
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ret;
+  }
 };
+
+// Routing has read the headers: the body (if any) gets its own deadline.
+void enter_body_phase(Svr& svr) {
+  if (!tl_conn) return;
+  svr.table.set_phase(*tl_conn, ConnPhase::Body);
+  tl_conn->has_deadline = true;
+  tl_conn->deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(svr.limits.body_timeout_s * 1000));
+}
+
+// A handler runs: the request is complete; the connection is no longer evictable and reads have no deadline.
+void enter_busy_phase(Svr& svr) {
+  if (!tl_conn) return;
+  svr.table.set_phase(*tl_conn, ConnPhase::Busy);
+  tl_conn->has_deadline = false;
+}
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -109,6 +170,7 @@ bool stream_step(GenerationJob& job, const ResponseBuilder& rb, StreamState& st,
 }  // namespace
 
 struct HttpServer::Impl {
+  explicit Impl(const ConnLimits& lim) : svr(lim) {}
   Svr svr;
   std::unique_ptr<ServerModel> model;
   std::unique_ptr<Backend> backend;
@@ -117,19 +179,25 @@ struct HttpServer::Impl {
   bool shut = false;
 };
 
-HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt_(std::move(opt)) {
+HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>(opt.conn)), opt_(std::move(opt)) {
   auto& svr = impl_->svr;
-  size_t threads = opt_.http_threads > 0 ? static_cast<size_t>(opt_.http_threads)
-                                         : static_cast<size_t>(std::min(1024, 2 * (opt_.n_slots + opt_.max_queue) + 16));
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // One thread per open connection (plus a few to answer refusals), started on demand.
+  const size_t threads = static_cast<size_t>(std::max(1, opt_.conn.max_connections)) + 16;
+  svr.new_task_queue = [this, threads] {
+    return new ConnThreads(threads, [this] { return impl_->svr.table.evict_one(); },
+                           [this] { impl_->svr.table.evict_all_idle(); });
+  };
   svr.set_payload_max_length(16u << 20);
-  svr.set_keep_alive_timeout(5);
-  svr.set_read_timeout(30);
-  svr.set_write_timeout(30);
+  // httplib puts these on each accepted socket (SO_RCVTIMEO / SO_SNDTIMEO): a blocking send that makes no
+  // progress gives up after the same time ConnStream waits for a writable socket.
+  const auto io_s = static_cast<time_t>(std::max(1.0, opt_.conn.io_timeout_s));
+  svr.set_read_timeout(io_s);
+  svr.set_write_timeout(io_s);
   svr.set_tcp_nodelay(true);
   metrics_.slots_total.store(opt_.n_slots);
 
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    enter_body_phase(impl_->svr);
     // Responses go out uncompressed so that streamed events are written (and disconnects seen) at once.
     // The Request object handed to us is httplib's own non-const one.
     auto& mreq = const_cast<httplib::Request&>(req);
@@ -167,6 +235,7 @@ HttpServer::HttpServer(ServerOptions opt) : impl_(std::make_unique<Impl>()), opt
   // Every handler answers user mistakes with an OpenAI-style error and never lets an exception escape.
   auto wrap = [this](std::function<void(const httplib::Request&, httplib::Response&)> fn) {
     return [this, fn](const httplib::Request& req, httplib::Response& res) {
+      enter_busy_phase(impl_->svr);
       metrics_.http_in_flight.fetch_add(1);
       try {
         fn(req, res);
@@ -351,7 +420,7 @@ int HttpServer::bind() {
 
 void HttpServer::start() {
   impl_->started = true;
-  listener_ = std::thread([this] { impl_->svr.listen_after_bind(); });
+  listener_ = start_thread("HTTP listener", [this] { impl_->svr.listen_after_bind(); });
 }
 
 void HttpServer::set_ready(std::unique_ptr<ServerModel> model, std::unique_ptr<Backend> backend, int n_ctx) {
@@ -377,6 +446,7 @@ void HttpServer::shutdown() {
   impl_->shut = true;
   stopping_.store(true);
   if (ready_.load()) {
+    impl_->model->cancel_renders();  // a chat-template render in progress stops now, not at its time budget
     auto deadline = Clock::now() + std::chrono::duration<double>(opt_.shutdown_grace_s);
     while (!impl_->scheduler->idle() && Clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -395,6 +465,8 @@ void HttpServer::shutdown() {
   }
   impl_->svr.stop();
 }
+
+size_t HttpServer::open_connections() { return impl_->svr.table.size(); }
 
 void HttpServer::wait() {
   if (listener_.joinable()) listener_.join();

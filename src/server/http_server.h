@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "backend/backend.h"
+#include "server/connection_guard.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/server_model.h"
@@ -27,7 +28,7 @@ struct ServerOptions {
   std::string api_key;         // empty: no auth
   std::string model_id = "minnow";
   double shutdown_grace_s = 10;  // SIGTERM: time in-flight requests get to finish before being cancelled
-  int http_threads = 0;        // 0: enough for every slot and queued request
+  ConnLimits conn;             // connection caps and deadlines (server/connection_guard.h)
 };
 
 class HttpServer {
@@ -49,6 +50,7 @@ class HttpServer {
   void wait();  // until the listener thread has ended (after shutdown())
   Metrics& metrics() { return metrics_; }
   bool ready() const { return ready_.load(); }
+  size_t open_connections();  // registered connections (tests)
 
  private:
   struct Impl;

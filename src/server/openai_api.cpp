@@ -1,5 +1,6 @@
 #include "server/openai_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -132,6 +133,18 @@ void parse_common(const json& b, ParsedRequest& r, int n_ctx, int default_max_to
               "context_length_exceeded");
 }
 
+// Refuses, before tokenizing, a prompt text that cannot fit n_ctx tokens whatever its tokenization.
+void check_prompt_bytes(const ServerModel& model, size_t bytes, int n_ctx, const char* param) {
+  const size_t per_token = model.max_token_bytes();
+  if (per_token == 0 || n_ctx <= 0) return;
+  const size_t limit = static_cast<size_t>(n_ctx) * per_token;
+  if (bytes > limit)
+    throw bad(param,
+              "the prompt has " + std::to_string(bytes) + " bytes, which cannot fit the context size (" +
+                  std::to_string(n_ctx) + " positions of at most " + std::to_string(per_token) + " bytes each)",
+              "context_length_exceeded");
+}
+
 std::string content_text(const json& c, size_t i) {
   std::string where = "messages[" + std::to_string(i) + "].content";
   if (c.is_null()) return "";
@@ -180,6 +193,19 @@ ParsedRequest parse_chat_request(const json& b, const ServerModel& model, int n_
     r.top_logprobs = static_cast<int>(get_int(b, "top_logprobs", 0, 20));
     if (r.top_logprobs > 0 && !r.logprobs) throw bad("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
   }
+  // Contents far beyond the byte bound: render the template alone (cheap next to tokenizing) and refuse when
+  // the rendered prompt certainly cannot fit. (A template may drop contents, so contents alone decide nothing.)
+  size_t content_bytes = 0;
+  for (const auto& m : norm) content_bytes += m.at("content").get_ref<const std::string&>().size();
+  if (model.max_token_bytes() > 0 && content_bytes > static_cast<size_t>(std::max(n_ctx, 0)) * model.max_token_bytes()) {
+    size_t rendered = 0;
+    try {
+      rendered = model.chat_prompt_bytes(norm);
+    } catch (const Error& e) {
+      throw bad("messages", std::string("cannot render the chat template: ") + e.what(), "template_error");
+    }
+    check_prompt_bytes(model, rendered, n_ctx, "messages");
+  }
   try {
     r.gen.prompt = model.chat_prompt(norm);
   } catch (const Error& e) {
@@ -199,11 +225,13 @@ ParsedRequest parse_completion_request(const json& b, const ServerModel& model, 
   int n_vocab = model.n_vocab();
   if (p.is_string()) {
     r.prompt_text = p.get<std::string>();
+    check_prompt_bytes(model, r.prompt_text.size(), n_ctx, "prompt");
     r.gen.prompt = model.tokenize(r.prompt_text, true, true);
   } else if (p.is_array()) {
     if (p.empty()) throw bad("prompt", "'prompt' must not be empty");
     if (p.size() == 1 && p[0].is_string()) {
       r.prompt_text = p[0].get<std::string>();
+      check_prompt_bytes(model, r.prompt_text.size(), n_ctx, "prompt");
       r.gen.prompt = model.tokenize(r.prompt_text, true, true);
     } else if (p[0].is_array() || p[0].is_string()) {
       throw bad("prompt", "only one prompt per request is supported", "unsupported_value");

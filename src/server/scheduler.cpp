@@ -5,6 +5,8 @@
 #include <exception>
 #include <stdexcept>
 
+#include "common/start_thread.h"
+
 namespace minnow::server {
 
 const char* finish_reason_name(FinishReason r) {
@@ -33,7 +35,7 @@ Scheduler::Scheduler(Backend& backend, SchedulerOptions opt, Metrics* metrics)
   metrics_->slots_total.store(opt_.n_slots);
   metrics_->slots_busy.store(0);
   metrics_->queue_depth.store(0);
-  thread_ = std::thread([this] { loop(); });
+  thread_ = start_thread("scheduler", [this] { loop(); });
 }
 
 Scheduler::~Scheduler() { stop(); }

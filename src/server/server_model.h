@@ -1,6 +1,7 @@
 #pragma once
 // What the HTTP layer needs from a loaded model besides the Backend: tokenizer and chat template.
 // The real implementation (tokenizer + Jinja chat template) lives with `minnow serve`; tests use fakes.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +26,15 @@ class ServerModel {
   // Stops every chat-template render in progress and refuses new ones (server shutdown). A render is also
   // bounded by its own budgets (src/chat/jinja_budget.h), a few seconds at most.
   virtual void cancel_renders() {}
+  // The most input bytes one token can stand for (0: unknown). A text of more than n_ctx times this many
+  // bytes can never fit a context of n_ctx tokens, so it is refused without being tokenized.
+  virtual size_t max_token_bytes() const { return 0; }
+  // The byte length of the chat prompt chat_prompt() would tokenize (the rendered template), without
+  // tokenizing it; 0: unknown.
+  virtual size_t chat_prompt_bytes(const nlohmann::json& messages) const {
+    (void)messages;
+    return 0;
+  }
 };
 
 }  // namespace minnow::server

@@ -161,6 +161,7 @@ class FakeModel : public server::ServerModel {
   std::string id() const override { return "fake-model"; }
   int n_vocab() const override { return kVocab; }
   std::vector<int32_t> tokenize(const std::string& text, bool add_special, bool parse_special) const override {
+    tokenize_calls.fetch_add(1);
     std::vector<int32_t> out;
     if (add_special) out.push_back(kBos);
     for (size_t i = 0; i < text.size();) {
@@ -183,6 +184,16 @@ class FakeModel : public server::ServerModel {
     return "";
   }
   bool is_eog(int32_t t) const override { return t == kEos || t == kImEnd; }
+  // The longest token text is "<|im_start|>".
+  size_t max_token_bytes() const override { return 12; }
+  // What chat_prompt() renders, counted without tokenizing.
+  size_t chat_prompt_bytes(const nlohmann::json& messages) const override {
+    size_t n = 12 + 10;  // "<|im_start|>assistant\n"
+    for (const auto& m : messages)
+      n += 12 + m["role"].get_ref<const std::string&>().size() + 1 + m["content"].get_ref<const std::string&>().size() + 10 + 1;
+    return n;
+  }
+  mutable std::atomic<int> tokenize_calls{0};  // calls of tokenize(), also from chat_prompt()
   std::vector<int32_t> chat_prompt(const nlohmann::json& messages) const override {
     std::vector<int32_t> out;
     for (const auto& m : messages) {
