@@ -8,17 +8,18 @@
 #   built here in the background: CUDA for sm_90 with flash attention on, or the CPU with AMX off);
 #   VOCAB_DIR: ../shared/vocab (or a carried copy). PRESETS default to every architecture's shape.
 # Environment: BENCH_THREADS (CPU threads, default 2), BENCH_JOBS (build jobs, default 13), OUT (logs; default
-# /tmp/bench_vs_llama), BENCH_DEPTH (also time at this depth, e.g. 2048; default none).
+# /tmp/bench_vs_llama), BENCH_DEPTH (also time at this depth, e.g. 2048; default none), BENCH_REPS (default 5),
+# BENCH_LLAMA_BUILT=1 (llama.cpp already built in /tmp/llama-ref by an earlier run: not built again).
 set -uo pipefail
 DEV=${1:?cuda|cpu}; BIN=${2:?BIN_DIR}; TARBALL=${3:?LLAMA_SRC_TARBALL}; VOCAB=${4:?VOCAB_DIR}; shift 4
 PRESETS=("$@")
 [ ${#PRESETS[@]} -eq 0 ] && PRESETS=(tinyllama-1.1b:llama-spm llama-3.2-1b:llama-bpe smollm2-135m:gpt-2
                                     qwen2.5-0.5b:qwen2 qwen3-0.6b:qwen2 gemma3-1b:llama-spm phi3-mini:phi-3)
 OUT=${OUT:-/tmp/bench_vs_llama}; mkdir -p "$OUT"
-TH=${BENCH_THREADS:-2}; JOBS=${BENCH_JOBS:-13}
+TH=${BENCH_THREADS:-2}; JOBS=${BENCH_JOBS:-13}; R=${BENCH_REPS:-5}
 LL=/tmp/llama-ref
 # ---- llama.cpp, built in the background while the models are written -------------------------------------------
-(
+[ "${BENCH_LLAMA_BUILT:-0}" = 1 ] || (
   rm -rf $LL; mkdir -p $LL && tar -xJf "$TARBALL" -C $LL && cd $LL/llama.cpp* || exit 1
   flags=(-DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
          -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF)
@@ -43,12 +44,12 @@ rows=()
 for preset in "${models[@]}"; do
   f=/tmp/bvl_$preset.gguf
   if [ "$DEV" = cuda ]; then
-    "$BIN/minnow" bench --device cuda -m "$f" -p 512 -n 128 "${depth_args[@]}" -r 5 -o json > "$OUT/m_$preset.json" 2> "$OUT/m_$preset.err"
-    [ -x "$LB/llama-bench" ] && "$LB/llama-bench" -m "$f" -p 512 -n 128 ${BENCH_DEPTH:+-d 0,$BENCH_DEPTH} -r 5 -fa 1 -ngl 99 -o json \
+    "$BIN/minnow" bench --device cuda -m "$f" -p 512 -n 128 "${depth_args[@]}" -r "$R" -o json > "$OUT/m_$preset.json" 2> "$OUT/m_$preset.err"
+    [ -x "$LB/llama-bench" ] && "$LB/llama-bench" -m "$f" -p 512 -n 128 ${BENCH_DEPTH:+-d 0,$BENCH_DEPTH} -r "$R" -fa 1 -ngl 99 -o json \
       > "$OUT/l_$preset.json" 2> "$OUT/l_$preset.err"
   else
-    "$BIN/minnow" bench --device cpu -t "$TH" -m "$f" -p 512 -n 128 "${depth_args[@]}" -r 5 -o json > "$OUT/m_$preset.json" 2> "$OUT/m_$preset.err"
-    [ -x "$LB/llama-bench" ] && "$LB/llama-bench" -m "$f" -p 512 -n 128 ${BENCH_DEPTH:+-d 0,$BENCH_DEPTH} -r 5 -t "$TH" -o json \
+    "$BIN/minnow" bench --device cpu -t "$TH" -m "$f" -p 512 -n 128 "${depth_args[@]}" -r "$R" -o json > "$OUT/m_$preset.json" 2> "$OUT/m_$preset.err"
+    [ -x "$LB/llama-bench" ] && "$LB/llama-bench" -m "$f" -p 512 -n 128 ${BENCH_DEPTH:+-d 0,$BENCH_DEPTH} -r "$R" -t "$TH" -o json \
       > "$OUT/l_$preset.json" 2> "$OUT/l_$preset.err"
   fi
   rows+=("$preset")
