@@ -7,33 +7,10 @@ set -euo pipefail
 src="${MINNOW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 bdir="${1:?usage: run_fuzz.sh BUILD_DIR [SECONDS]}"
 secs="${2:-${MINNOW_FUZZ_SECONDS:-20}}"
-py="${PYTHON:-python3}"
-clangxx="$(command -v clang++ || command -v clang++-14 || true)"
-clangc="$(command -v clang || command -v clang-14 || true)"
-if [ -z "$clangxx" ] || ! printf '#include <cstdint>\n#include <cstddef>\nextern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t){return 0;}\n' |
-    "$clangxx" -x c++ -fsanitize=fuzzer,address,undefined - -o /dev/null 2>/dev/null; then
-  echo "SKIP: clang++ with libFuzzer (clang, libclang-rt-14-dev) is not installed"
-  exit 77
-fi
-CC="$clangc" CXX="$clangxx" cmake -S "$src" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMINNOW_FUZZ=ON \
-  -DMINNOW_TESTS=OFF -DMINNOW_NATIVE=OFF -DMINNOW_WERROR=OFF >/dev/null
-cmake --build "$bdir" -j"$(nproc)" --target gguf_fuzz >/dev/null
-
+source "$src/tests/asan/fuzz_lib.sh"
+fuzz_build "$bdir" gguf_fuzz
 corpus="$bdir/corpus"
 rm -rf "$corpus" "$bdir/findings"
 mkdir -p "$corpus" "$bdir/findings"
-"$py" "$src/tests/asan/make_seeds.py" "${MINNOW_SHARED_DIR:-$src/../shared}" "$corpus"
-echo "seed corpus: $(ls "$corpus" | wc -l) files"
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=0"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-# -rss_limit_mb: a huge allocation from an unchecked count would show up as an out-of-memory finding.
-set +e
-"$bdir/bin/gguf_fuzz" "$corpus" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix="$bdir/findings/" -print_final_stats=1 2>&1 | tail -25
-status=${PIPESTATUS[0]}
-set -e
-if [ "$status" -ne 0 ] || [ -n "$(ls -A "$bdir/findings")" ]; then
-  echo "FAIL: fuzzer finding(s) in $bdir/findings (exit $status)"
-  exit 1
-fi
-echo "fuzzing for ${secs}s found nothing"
+"${PYTHON:-python3}" "$src/tests/asan/make_seeds.py" "${MINNOW_SHARED_DIR:-$src/../shared}" "$corpus"
+fuzz_run "$bdir" gguf_fuzz "$corpus" "$bdir/findings" "$secs" 16384 10
