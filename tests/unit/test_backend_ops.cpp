@@ -19,22 +19,15 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/ops_ref.h"
 #include "quant/quant_ref.h"
+#include "op_test_inputs.h"
 
 using namespace minnow;
 
 namespace {
 
-std::mt19937_64& rng() {
-  static std::mt19937_64 r(std::random_device{}());
-  return r;
-}
-std::vector<float> randv(size_t n, float lo = -2.f, float hi = 2.f) {
-  std::uniform_real_distribution<float> U(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = U(rng());
-  return v;
-}
-std::vector<double> to_d(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+using test::randv;
+using test::rng;
+using test::to_d;
 
 // One implementation of the ops, on float rows in host memory.
 struct OpImpl {
