@@ -1,14 +1,10 @@
 #include "chat/chat_template.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "gguf/gguf_file.h"
 
 namespace minnow {
@@ -23,25 +19,11 @@ ChatTemplate::ChatTemplate(std::string source, std::string bos_token, std::strin
 }
 
 std::string read_template_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw Error("cannot read template file '" + path + "': " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error("template file '" + path + "' is a directory");
-  if (!S_ISREG(st.st_mode)) throw Error("template file '" + path + "' is not a regular file (a FIFO or device?)");
-  if (static_cast<uint64_t>(st.st_size) > kMaxTemplateFileBytes)
-    throw Error("template file '" + path + "' is larger than " + std::to_string(kMaxTemplateFileBytes >> 10) + " KiB");
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw Error("cannot read template file '" + path + "': " + std::strerror(errno));
-  std::string out;
-  std::vector<char> buf(64 << 10);
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {  // bounded even if the file grows meanwhile
-    out.append(buf.data(), n);
-    if (out.size() > kMaxTemplateFileBytes)
-      throw Error("template file '" + path + "' is larger than " + std::to_string(kMaxTemplateFileBytes >> 10) + " KiB");
+  try {
+    return read_input_file(path, kMaxTemplateFileBytes);
+  } catch (const Error& e) {
+    throw Error(std::string("template file: ") + e.what());
   }
-  if (std::ferror(f.get())) throw Error("cannot read template file '" + path + "'");
-  return out;
 }
 
 void check_json_depth(const nlohmann::ordered_json& j, int max_depth) {

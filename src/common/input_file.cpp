@@ -41,14 +41,14 @@ std::string read_input_file(const std::string& path, size_t max_bytes) {
   if (::fstat(f.fd, &st) != 0) throw Error("cannot stat '" + path + "': " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw Error("'" + path + "' is " + kind_of(st.st_mode) + ", not a regular file");
   if (static_cast<unsigned long long>(st.st_size) > max_bytes)
-    throw Error("'" + path + "' is " + std::to_string(st.st_size) + " bytes, more than the limit of " + mib(max_bytes));
+    throw Error("'" + path + "' is " + std::to_string(st.st_size) + " bytes, larger than the limit of " + mib(max_bytes));
   std::string out(static_cast<size_t>(st.st_size), '\0');
   size_t have = 0;
   for (;;) {
     if (have == out.size()) {
       // The file may have grown (or /proc-like files report size 0): read on, up to the cap.
       if (out.size() > max_bytes)
-        throw Error("'" + path + "' holds more than the limit of " + mib(max_bytes));
+        throw Error("'" + path + "' grew larger than the limit of " + mib(max_bytes));
       out.resize(std::min(max_bytes + 1, std::max<size_t>(out.size() * 2, 64 * 1024)));
     }
     ssize_t n = ::read(f.fd, out.data() + have, out.size() - have);
@@ -60,7 +60,7 @@ std::string read_input_file(const std::string& path, size_t max_bytes) {
     have += static_cast<size_t>(n);
   }
   out.resize(have);
-  if (have > max_bytes) throw Error("'" + path + "' holds more than the limit of " + mib(max_bytes));
+  if (have > max_bytes) throw Error("'" + path + "' grew larger than the limit of " + mib(max_bytes));
   return out;
 }
 
